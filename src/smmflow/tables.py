@@ -1,0 +1,123 @@
+"""Column contracts of the tables the workflow writes: the single source of truth.
+
+Every table that can hold a failure carries ``status`` (``ok`` or ``failed``) and ``reason``
+(empty when ok). Rows with ``status != "ok"`` never feed training.
+Ligand identity is :data:`LIGAND_ID`, a hash of the canonical donor-rooted SMILES, carried through
+every table.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pandas as pd
+
+LIGAND_ID: Final = "ligand_id"
+STATUS_OK: Final = "ok"
+STATUS_FAILED: Final = "failed"
+
+# Ligand classes (order = the published data's integer code 1..4)
+LIGAND_CLASSES: Final = ("O", "N", "O-", "N-")
+LIGAND_CLASS_CODE: Final = {c: i + 1 for i, c in enumerate(LIGAND_CLASSES)}
+
+# results/ligands/ligands.parquet
+LIGANDS_COLUMNS: Final = (
+    LIGAND_ID,  # "L" + 16 hex digits of sha256(donor-rooted canonical SMILES)
+    "smiles",  # donor atom first (RDKit rootedAtAtom), canonical for that root
+    "ligand_class",  # one of LIGAND_CLASSES
+    "donor_element",  # "O" or "N"
+    "ligand_charge",  # formal charge of L (0 or -1)
+    "complex_charge",  # 3 + 2 q(L)
+    "n_heavy",  # heavy atoms of L
+    "parent_smiles",  # canonical SMILES of the neutral source molecule
+    "source",  # where the parent came from (generator name or file)
+)
+
+# results/ligands/rejected.tsv
+REJECTED_COLUMNS: Final = ("source", "line", "input", "reason")
+
+# xTB free-ligand descriptors (GFN2-xTB, tblite)
+XTB_LIGAND_COLUMNS: Final = (
+    "xtb_donor_charge",  # Mulliken (GFN2 CM5-free) charge on the donor atom, e
+    "xtb_donor_neighbor_charge_sum",  # summed charge of the donor's bonded neighbours, e
+    "xtb_dipole_debye",  # |dipole| of the free ligand (origin at centre of mass)
+    "xtb_homo_ev",
+    "xtb_lumo_ev",
+    "xtb_gap_ev",
+    "xtb_donor_bond_order_sum",  # Wiberg bond orders summed over the donor (valence in use)
+)
+# Structural descriptors of the xTB-relaxed [Dy(H2O)5L2]
+XTB_COMPLEX_COLUMNS: Final = (
+    "dist_dy_donor1_a",
+    "dist_dy_donor2_a",
+    "angle_l_dy_l_deg",
+    "d5h_deviation_a",  # RMS deviation of the 7 donor positions from an ideal D5h bipyramid
+    "xtb_dy_charge",  # xTB charge on Dy in the complex
+    "xtb_complex_donor_charge_mean",
+    "xtb_opt_steps",
+)
+# results/proxies/proxies.parquet
+PROXY_COLUMNS: Final = (
+    LIGAND_ID,
+    "smiles",
+    "ligand_class",
+    "complex_charge",
+    *XTB_LIGAND_COLUMNS,
+    *XTB_COMPLEX_COLUMNS,
+    "complex_xyz",  # extended-XYZ text of the relaxed complex (Dy first, 5 waters, L, L)
+    "status",
+    "reason",
+    "wall_s",
+)
+# Default numeric proxies the learning stage regresses on (the proxy head)
+PROXY_TARGETS: Final = (
+    "xtb_donor_charge",
+    "xtb_dipole_debye",
+    "xtb_homo_ev",
+    "xtb_lumo_ev",
+    "xtb_gap_ev",
+)
+# Structural descriptors the KD head takes as extra inputs
+STRUCTURAL_FEATURES: Final = (
+    "dist_dy_donor1_a",
+    "dist_dy_donor2_a",
+    "angle_l_dy_l_deg",
+    "d5h_deviation_a",
+)
+
+# results/casscf/labels.parquet  (one row per ligand x tier)
+N_KD: Final = 8
+KD_COLUMNS: Final = tuple(f"kd{i}_cm1" for i in range(1, N_KD + 1))  # kd1 = 0 (ground)
+FIRST_EXCITED_KD: Final = "kd2_cm1"  # the quantity optimised (published column KD2_cm1)
+G_COLUMNS: Final = tuple(f"g{i}_{ax}" for i in range(1, N_KD + 1) for ax in ("x", "y", "z"))
+LABEL_COLUMNS: Final = (
+    LIGAND_ID,
+    "smiles",
+    "ligand_class",
+    "tier",
+    *KD_COLUMNS,
+    *G_COLUMNS,
+    "easy_axis_angle_deg",  # ground-KD easy axis vs the L-Dy-L axis
+    "ueff_cm1",  # estimated barrier (SINGLE_ANISO-like)
+    "converged",
+    "status",
+    "reason",
+    "wall_s",
+)
+
+
+def empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
+    """An empty table with the given columns (so downstream readers always see the contract)."""
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+
+
+def check_columns(df: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    """Raise ``ValueError`` naming the missing columns if ``df`` breaks the contract ``columns``."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"table {name!r} lacks required columns: {', '.join(missing)}")
+
+
+def usable(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that may feed training: ``status == 'ok'``."""
+    return df[df["status"] == STATUS_OK]
