@@ -1,0 +1,23 @@
+# smmflow: ligand design for Dy(III) single-molecule magnets (arXiv 2602.23230, reproduced and extended)
+#   snakemake --cores 2                        default small run (config/config.yaml)
+#   snakemake --profile profiles/slurm         on a SLURM cluster
+#   snakemake --configfile config/X.yaml ...   another scale or use (see config/)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ligands.smk"
+include: "workflow/rules/proxies.smk"
+include: "workflow/rules/casscf.smk"
+include: "workflow/rules/learning.smk"
+
+
+rule all:
+    input:
+        requested_targets(),
+    default_target: True

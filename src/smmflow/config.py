@@ -1,0 +1,65 @@
+"""Workflow configuration: JSON-schema validation with defaults and one clear error message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration breaks its schema; the message names the key, the value and the rule."""
+
+
+def _extend_with_defaults(validator_class: type) -> type:
+    """A validator that fills in ``default`` values of properties while validating."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # type: ignore[no-untyped-def]
+        if isinstance(instance, dict):
+            for prop, subschema in properties.items():
+                if isinstance(subschema, dict) and "default" in subschema:
+                    instance.setdefault(prop, _copy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _copy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)
+
+
+_DefaultFillingValidator = _extend_with_defaults(jsonschema.Draft7Validator)
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` in place against ``schema``, filling defaults.
+
+    Raises :class:`ConfigError` with a single line per problem such as
+    ``config error at 'proxies.n_shards': 'two' is not of type 'integer'``.
+    """
+    validator = _DefaultFillingValidator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            msg = err.message
+            if err.validator == "additionalProperties":
+                msg = f"{msg} (check the spelling against workflow/schemas/config.schema.yaml)"
+            lines.append(f"config error at '{_where(err)}': {msg}")
+        raise ConfigError("\n".join(lines))
+    return config

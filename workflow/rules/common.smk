@@ -1,0 +1,33 @@
+# Helpers shared by all rule files: config validation, result paths, the target registry.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from smmflow.config import ConfigError, load_schema, validate_config
+
+try:
+    validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+#: stage name -> output files that `rule all` asks for when the stage is in config["targets"]
+TARGETS: dict[str, list[str]] = {}
+
+
+def R(path: str) -> str:
+    """A path under the configured results directory."""
+    return f"{config['results_dir']}/{path}"
+
+
+def register_target(stage: str, *paths: str) -> None:
+    """Declare outputs of ``stage`` that `rule all` builds when the stage is requested."""
+    TARGETS.setdefault(stage, []).extend(paths)
+
+
+def requested_targets() -> list[str]:
+    unknown = [s for s in config["targets"] if s not in TARGETS]
+    if unknown:
+        raise WorkflowError(
+            f"config error at 'targets': unknown stage(s) {unknown}; known: {sorted(TARGETS)}"
+        )
+    return [p for stage in config["targets"] for p in TARGETS[stage]]
