@@ -270,3 +270,66 @@ def test_cli_writes_tables(tmp_path):
     assert len(pd.read_parquet(out)) == 4
     assert len(pd.read_csv(rej, sep="\t")) == 22
     assert main([str(tmp_path / "missing.smi")]) == 2
+
+
+# ---------------------------------------------------------------- molecule generator
+from smmflow.molecule_generator import (  # noqa: E402
+    GeneratorSettings,
+    generate_smiles,
+    generated_records,
+    unstable_reason,
+)
+
+
+def test_generator_is_seeded_and_respects_its_settings():
+    s = GeneratorSettings(n_molecules=150, max_heavy_atoms=7, seed=3)
+    a = list(generate_smiles(s))
+    assert a == list(generate_smiles(s))
+    assert a != list(generate_smiles(GeneratorSettings(n_molecules=150, max_heavy_atoms=7, seed=4)))
+    assert len(a) == len(set(a)) == 150
+    for smi in a:
+        mol = Chem.MolFromSmiles(smi)
+        assert 3 <= mol.GetNumHeavyAtoms() <= 7
+        assert {x.GetSymbol() for x in mol.GetAtoms()} <= {"C", "N", "O", "F"}
+        assert Chem.GetFormalCharge(mol) == 0
+        assert all(x.GetNumRadicalElectrons() == 0 for x in mol.GetAtoms())
+        assert unstable_reason(mol, s.ring_sizes, s.max_rings) is None
+        assert all(len(r) in s.ring_sizes for r in mol.GetRingInfo().AtomRings())
+
+
+def test_generated_molecules_feed_the_enumerator():
+    s = GeneratorSettings(n_molecules=100, seed=11)
+    res = enumerate_ligands(generated_records(s))
+    assert res.stats["inputs"] == 100
+    assert res.stats["parents_used"] >= 95
+    assert len(res.ligands) > 250  # several donor sites per QM9-sized molecule
+    assert set(res.ligands["ligand_class"]) == set(LIGAND_CLASSES)
+    assert res.ligands["source"].str.startswith("generator(seed=11):").all()
+
+
+def test_generator_stops_when_chemical_space_is_exhausted():
+    # there are far fewer than 500 distinct stable C/N/O molecules with at most 2 heavy atoms
+    s = GeneratorSettings(n_molecules=500, min_heavy_atoms=1, max_heavy_atoms=2, seed=0,
+                          max_attempts_per_molecule=5)
+    got = list(generate_smiles(s))
+    assert 0 < len(got) < 30
+
+
+@pytest.mark.parametrize(
+    "smiles, reason",
+    [("CCCC", "no N or O"), ("C=C=CO", "cumulated"), ("OC1=CC1", "small ring"),
+     ("C1CC#CCC1O", "triple bond in ring"), ("CC(F)O", "HF elimination"), ("CCN=O", "nitroso"),
+     ("COC(OC)(OC)C", "orthoester")],
+)
+def test_unstable_molecules_are_recognised(smiles, reason):
+    got = unstable_reason(Chem.MolFromSmiles(smiles), ring_sizes=(3, 4, 5, 6))
+    assert got is not None and reason in got
+
+
+def test_generator_rejects_bad_settings():
+    with pytest.raises(ValueError):
+        GeneratorSettings(elements=("C", "S"))
+    with pytest.raises(ValueError):
+        GeneratorSettings(elements=("C", "F"))
+    with pytest.raises(ValueError):
+        GeneratorSettings(min_heavy_atoms=5, max_heavy_atoms=4)
