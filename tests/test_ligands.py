@@ -333,3 +333,47 @@ def test_generator_rejects_bad_settings():
         GeneratorSettings(elements=("C", "F"))
     with pytest.raises(ValueError):
         GeneratorSettings(min_heavy_atoms=5, max_heavy_atoms=4)
+
+
+# ---------------------------------------------------------------- config part and its schema
+def _config_and_schema():
+    yaml = pytest.importorskip("yaml")
+    jsonschema = pytest.importorskip("jsonschema")
+    cfg = yaml.safe_load((ROOT / "config" / "ligands.part.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "ligands.part.schema.yaml").read_text())
+    return cfg, schema, jsonschema
+
+
+def test_default_config_validates_and_builds_settings():
+    cfg, schema, jsonschema = _config_and_schema()
+    jsonschema.validate(cfg, schema)
+    lig = cfg["ligands"]
+    filters = LigandFilters.from_config(lig)
+    assert filters.max_heavy_atoms == 9 and set(filters.ligand_classes) == set(LIGAND_CLASSES)
+    gen = GeneratorSettings.from_config({k: v for k, v in lig["generator"].items() if k != "enabled"})
+    assert gen.n_molecules == lig["generator"]["n_molecules"]
+    for f in lig["source_files"]:
+        assert (ROOT / f).is_file()
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda c: c["ligands"].update(max_heavy_atom=9),  # misspelt key
+        lambda c: c["ligands"].update(max_heavy_atoms="nine"),  # wrong type
+        lambda c: c["ligands"].update(ligand_classes=["O", "S"]),  # unknown class
+        lambda c: c["ligands"]["generator"].update(seed=-1),  # out of range
+    ],
+)
+def test_bad_config_is_refused_by_the_schema(mutate):
+    cfg, schema, jsonschema = _config_and_schema()
+    mutate(cfg)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(cfg, schema)
+
+
+def test_cli_with_generator(tmp_path):
+    out, rej = tmp_path / "l.tsv", tmp_path / "r.tsv"
+    assert main(["--generate", "50", "--seed", "5", "--max-ligands", "40", "-o", str(out), "--rejected", str(rej)]) == 0
+    df = pd.read_csv(out, sep="\t")
+    assert len(df) == 40 and df["ligand_id"].is_unique
