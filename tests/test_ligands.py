@@ -193,6 +193,14 @@ def test_filters_classes_charges_elements_rings():
     assert res.ligands.empty and tuple(res.ligands.columns) == LIGANDS_COLUMNS
 
 
+def test_zwitterions_are_neutralised_and_nitro_groups_are_not_donors():
+    res = enumerate_ligands(records(["[NH3+]CC(=O)[O-]", "C[N+](=O)[O-]", "OCC[N+](=O)[O-]"]))
+    assert set(res.ligands["parent_smiles"]) == {"NCC(=O)O", "O=[N+]([O-])CCO"}
+    assert res.rejected["reason"].tolist() == ["no donor site"]  # nitromethane
+    nitro_ligs = res.ligands[res.ligands["parent_smiles"] == "O=[N+]([O-])CCO"]
+    assert sorted(nitro_ligs["ligand_class"]) == ["O", "O-"]  # only the hydroxyl
+
+
 def test_charged_inputs_and_fragments_options():
     neutralise = LigandFilters(charged_inputs="neutralise", fragments="largest")
     res = enumerate_ligands(records(["CC[O-]", "CCCO.O"]), neutralise)

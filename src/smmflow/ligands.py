@@ -34,7 +34,8 @@ A parent is rejected, with a reason, when its SMILES does not parse or sanitise,
 metal, a dummy atom, a radical, an isotope label, or an element outside the allowed set, when it
 has several fragments (unless ``fragments="largest"``: keep the largest, ties broken by canonical
 SMILES), a net charge (unless ``charged_inputs="neutralise"``: RDKit's uncharger protonates it
-first), a heavy-atom count or ring size outside the allowed range, no donor site, no ligand of
+first; net-neutral zwitterions are always given their neutral form, while charge-separated groups
+such as nitro or N-oxides stay and their charged atoms and neighbours are not donors), a heavy-atom count or ring size outside the allowed range, no donor site, no ligand of
 the allowed classes/charges, or when it duplicates an earlier parent. Blank lines and ``#``
 comments of SMILES files are not inputs and are skipped.
 """
@@ -351,6 +352,9 @@ def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
         charge = Chem.GetFormalCharge(mol)
         if charge != 0:
             raise ParentRejected(f"net charge {charge:+d} cannot be neutralised")
+    elif any(a.GetFormalCharge() for a in mol.GetAtoms()):
+        # zwitterion -> neutral form; charge-separated groups (nitro, N-oxide, betaine) stay
+        mol = rdMolStandardize.Uncharger().uncharge(mol)
     mol = Chem.RemoveHs(mol)
     n_heavy = mol.GetNumHeavyAtoms()
     if n_heavy < filters.min_heavy_atoms:

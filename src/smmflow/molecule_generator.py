@@ -16,6 +16,7 @@ molecules grows roughly that fast with size.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections import deque
@@ -131,6 +132,13 @@ class _Graph:
 
 
 def _fragment_graph(smiles: str) -> _Graph:
+    """A fresh, mutable growth graph of a fragment (parsed once, then copied)."""
+    t = _fragment_template(smiles)
+    return _Graph(list(t.atoms), dict(t.bonds), list(t.used), [list(n) for n in t.nbrs], t.n_rings)
+
+
+@functools.lru_cache(maxsize=256)
+def _fragment_template(smiles: str) -> _Graph:
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise ValueError(f"bad generator fragment {smiles!r}")
