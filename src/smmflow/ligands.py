@@ -1,0 +1,582 @@
+"""Monodentate ligands L for [Dy(H2O)5L2]: donor sites, classes, donor-first SMILES, enumeration.
+
+Every ligand is written as a SMILES string that starts at its donor atom (RDKit ``rootedAtAtom``),
+canonical for that root, as in the published data of arXiv 2602.23230. Its identity is
+:func:`ligand_id` = ``"L"`` + the first 16 hex digits of sha256 of that string.
+
+Donor rules (atoms of the neutral parent; formal charge 0, no radical, not bonded to a cation)
+----------------------------------------------------------------------------------------------
+Neutral O donors (class ``O``):
+  * hydroxyl O (alcohol, phenol, enol, oxime/hydroxylamine OH, carboxylic-acid OH),
+  * ether O with two single bonds (ethers, epoxides, acetals, and the alkoxy O of esters and
+    carbamates: a weak donor, kept because the published data use it),
+  * doubly bonded O (carbonyl O of ketones, aldehydes, amides, esters, carbamates, ureas,
+    acids; also N=O, S=O, P=O).
+  Aromatic O (furan-type) is *not* a donor: its lone pair belongs to the aromatic sextet.
+Neutral N donors (class ``N``):
+  * nitrile N (triple bond), imine-type N with one double bond (imines, oximes, hydrazones,
+    amidines' =N-, azo N), pyridine-type aromatic N (two ring neighbours, no H),
+  * sp3 amine N (primary, secondary, tertiary; also anilines, enamines, hydrazines,
+    hydroxylamines),
+  * amide-type N (N single-bonded to a C or S that carries a double bond to O or S: amides,
+    lactams, ureas, carbamates, imides, thioamides, sulfonamides) only when
+    ``amide_nitrogen_donor=True``. Default off: its lone pair is delocalised into C=O and amides
+    bind metals through O. (The published data do include ~130 neutral amide-N ligands.)
+  Pyrrole-type aromatic N ([nH] or N-substituted) is *not* a neutral donor.
+Anionic donors (classes ``O-`` and ``N-``, ligand charge -1): every O-H or N-H of the parent is
+deprotonated in turn (alkoxide, phenolate, enolate, carboxylate, oximate; amide anion of amines,
+amidate, azolide, imide anion of =N-H). The donor of an anion is the deprotonated atom only.
+Atoms with a nonzero formal charge (ammonium, nitro, N-oxides) are never donors.
+
+Input molecules (parents)
+-------------------------
+A parent is rejected, with a reason, when its SMILES does not parse or sanitise, when it holds a
+metal, a dummy atom, a radical, an isotope label, or an element outside the allowed set, when it
+has several fragments (unless ``fragments="largest"``: keep the largest, ties broken by canonical
+SMILES), a net charge (unless ``charged_inputs="neutralise"``: RDKit's uncharger protonates it
+first; net-neutral zwitterions are always given their neutral form, while charge-separated groups
+such as nitro or N-oxides stay and their charged atoms and neighbours are not donors), a heavy-atom count or ring size outside the allowed range, no donor site, no ligand of
+the allowed classes/charges, or when it duplicates an earlier parent. Blank lines and ``#``
+comments of SMILES files are not inputs and are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import pandas as pd
+from rdkit import Chem, RDLogger
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
+from smmflow.constants import complex_charge
+from smmflow.tables import LIGAND_CLASSES, LIGANDS_COLUMNS, REJECTED_COLUMNS
+
+log = logging.getLogger(__name__)
+
+#: Elements that are not metals (everything else, including metalloids B/Si/Ge/As/Sb/Te, is
+#: reported as a metal-like atom by :func:`prepare_parent`).
+NONMETALS: frozenset[str] = frozenset(
+    {"H", "C", "N", "O", "F", "P", "S", "Cl", "Se", "Br", "I", "He", "Ne", "Ar", "Kr", "Xe", "Rn"}
+)
+METALLOIDS: frozenset[str] = frozenset({"B", "Si", "Ge", "As", "Sb", "Te", "At"})
+
+
+# ----------------------------------------------------------------------------------------------
+# donor sites
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DonorSite:
+    """A donor atom of a neutral parent and how it binds."""
+
+    atom_index: int
+    element: str  # "O" or "N"
+    kind: str  # e.g. "hydroxyl", "ether", "carbonyl", "amine", "imine", "nitrile", "pyridine"
+    anionic: bool  # True: the site is an O-H/N-H whose deprotonated form is the donor
+
+
+def _next_to_cation(atom: Chem.Atom) -> bool:
+    return any(n.GetFormalCharge() > 0 for n in atom.GetNeighbors())
+
+
+def is_amide_type_nitrogen(atom: Chem.Atom) -> bool:
+    """N with only single bonds to a C or S that carries a double bond to O or S (amide-like)."""
+    if atom.GetSymbol() != "N" or atom.GetIsAromatic():
+        return False
+    for bond in atom.GetBonds():
+        if bond.GetBondType() != Chem.BondType.SINGLE:
+            return False
+    for nbr in atom.GetNeighbors():
+        if nbr.GetSymbol() not in ("C", "S"):
+            continue
+        for b in nbr.GetBonds():
+            other = b.GetOtherAtom(nbr)
+            if (
+                other.GetIdx() != atom.GetIdx()
+                and b.GetBondType() == Chem.BondType.DOUBLE
+                and other.GetSymbol() in ("O", "S")
+            ):
+                return True
+    return False
+
+
+def _bond_orders(atom: Chem.Atom) -> list[Chem.BondType]:
+    return [b.GetBondType() for b in atom.GetBonds()]
+
+
+def neutral_donor_kind(atom: Chem.Atom, *, amide_nitrogen_donor: bool = False) -> str | None:
+    """The kind of neutral donor ``atom`` is (see the module docstring), or ``None``."""
+    sym = atom.GetSymbol()
+    if sym not in ("O", "N") or atom.GetFormalCharge() != 0 or atom.GetNumRadicalElectrons():
+        return None
+    if _next_to_cation(atom):
+        return None
+    orders = _bond_orders(atom)
+    n_h = atom.GetTotalNumHs()
+    if sym == "O":
+        if atom.GetIsAromatic():
+            return None  # furan-type
+        if orders == [Chem.BondType.DOUBLE]:
+            nbr = atom.GetNeighbors()[0].GetSymbol()
+            return "carbonyl" if nbr == "C" else f"{nbr}=O"
+        if all(o == Chem.BondType.SINGLE for o in orders) and len(orders) + n_h == 2:
+            if n_h >= 1:
+                return "hydroxyl" if n_h == 1 else "water"
+            return "ether"
+        return None
+    # nitrogen
+    if atom.GetIsAromatic():
+        if n_h == 0 and atom.GetDegree() == 2:
+            return "pyridine"
+        return None  # pyrrole-type: lone pair in the aromatic sextet
+    if orders == [Chem.BondType.TRIPLE]:
+        return "nitrile"
+    n_double = sum(o == Chem.BondType.DOUBLE for o in orders)
+    if n_double == 1 and all(o in (Chem.BondType.SINGLE, Chem.BondType.DOUBLE) for o in orders):
+        return "imine"
+    if all(o == Chem.BondType.SINGLE for o in orders) and len(orders) + n_h == 3:
+        if is_amide_type_nitrogen(atom):
+            return "amide-N" if amide_nitrogen_donor else None
+        return "amine"
+    return None
+
+
+def donor_sites(mol: Chem.Mol, *, amide_nitrogen_donor: bool = False) -> list[DonorSite]:
+    """All neutral and anionic donor sites of a neutral parent, in atom order."""
+    sites: list[DonorSite] = []
+    for atom in mol.GetAtoms():
+        kind = neutral_donor_kind(atom, amide_nitrogen_donor=amide_nitrogen_donor)
+        if kind is not None:
+            sites.append(DonorSite(atom.GetIdx(), atom.GetSymbol(), kind, False))
+        if is_acidic_site(atom):
+            sites.append(DonorSite(atom.GetIdx(), atom.GetSymbol(), "deprotonated", True))
+    return sites
+
+
+def is_acidic_site(atom: Chem.Atom) -> bool:
+    """An O-H or N-H on a neutral atom (not next to a cation) that can be deprotonated to a donor."""
+    return (
+        atom.GetSymbol() in ("O", "N")
+        and atom.GetFormalCharge() == 0
+        and atom.GetTotalNumHs() >= 1
+        and not atom.GetNumRadicalElectrons()
+        and not _next_to_cation(atom)
+    )
+
+
+def deprotonate(mol: Chem.Mol, atom_index: int) -> Chem.Mol:
+    """The anion made by removing one H from atom ``atom_index`` (formal charge -1 there)."""
+    rw = Chem.RWMol(mol)
+    atom = rw.GetAtomWithIdx(atom_index)
+    n_h = atom.GetTotalNumHs()
+    if n_h < 1:
+        raise ValueError(f"atom {atom_index} ({atom.GetSymbol()}) has no hydrogen to remove")
+    atom.SetNoImplicit(True)
+    atom.SetNumExplicitHs(n_h - 1)
+    atom.SetFormalCharge(atom.GetFormalCharge() - 1)
+    out = rw.GetMol()
+    Chem.SanitizeMol(out)
+    return out
+
+
+def donor_rooted_smiles(mol: Chem.Mol, atom_index: int) -> str:
+    """Canonical SMILES of ``mol`` written from the donor atom ``atom_index`` (rootedAtAtom)."""
+    return Chem.MolToSmiles(mol, rootedAtAtom=int(atom_index), canonical=True)
+
+
+def canonical_donor_smiles(smiles: str) -> str:
+    """Canonical donor-first form of a donor-first SMILES (its first atom is the donor)."""
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None or mol.GetNumAtoms() == 0:
+        raise ValueError(f"invalid ligand SMILES {smiles!r}")
+    return donor_rooted_smiles(mol, 0)
+
+
+def ligand_id(smiles: str) -> str:
+    """Stable ligand id: "L" + first 16 hex of sha256 of the canonical donor-rooted SMILES.
+
+    ``smiles`` must be donor-first (its first atom is the donor); it is canonicalised first, so
+    any donor-first spelling of the same ligand gives the same id.
+    """
+    canon = canonical_donor_smiles(smiles)
+    return "L" + hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def _id_of_canonical(canon: str) -> str:
+    return "L" + hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# ligands of one parent
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ligand:
+    smiles: str  # donor-first canonical
+    ligand_class: str  # one of LIGAND_CLASSES
+    donor_element: str
+    ligand_charge: int
+    n_heavy: int
+    donor_kind: str
+
+    @property
+    def ligand_id(self) -> str:
+        return _id_of_canonical(self.smiles)
+
+
+def ligands_from_parent(
+    mol: Chem.Mol, *, amide_nitrogen_donor: bool = False, anions: bool = True
+) -> list[Ligand]:
+    """Every distinct monodentate ligand of a neutral, sanitised parent (symmetric sites merged)."""
+    out: dict[str, Ligand] = {}
+    n_heavy = mol.GetNumHeavyAtoms()
+    for site in donor_sites(mol, amide_nitrogen_donor=amide_nitrogen_donor):
+        if site.anionic:
+            if not anions:
+                continue
+            try:
+                anion = deprotonate(mol, site.atom_index)
+            except Exception as err:  # noqa: BLE001 - RDKit raises several types
+                log.debug("cannot deprotonate atom %d: %s", site.atom_index, err)
+                continue
+            smi = donor_rooted_smiles(anion, site.atom_index)
+            lig = Ligand(smi, site.element + "-", site.element, -1, n_heavy, site.kind)
+        else:
+            smi = donor_rooted_smiles(mol, site.atom_index)
+            lig = Ligand(smi, site.element, site.element, 0, n_heavy, site.kind)
+        out.setdefault(smi, lig)
+    return list(out.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# parents: parsing and filters
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LigandFilters:
+    """What the enumerator accepts. Defaults: QM9-like C, N, O, F molecules up to 9 heavy atoms."""
+
+    elements: frozenset[str] = frozenset({"C", "N", "O", "F"})
+    min_heavy_atoms: int = 2
+    max_heavy_atoms: int = 9
+    ring_sizes: frozenset[int] = frozenset({3, 4, 5, 6, 7})
+    ligand_classes: frozenset[str] = frozenset(LIGAND_CLASSES)
+    ligand_charges: frozenset[int] = frozenset({0, -1})
+    amide_nitrogen_donor: bool = False
+    charged_inputs: str = "reject"  # or "neutralise"
+    fragments: str = "reject"  # or "largest"
+
+    def __post_init__(self) -> None:
+        bad = set(self.ligand_classes) - set(LIGAND_CLASSES)
+        if bad:
+            raise ValueError(f"unknown ligand classes {sorted(bad)}; known: {list(LIGAND_CLASSES)}")
+        if set(self.ligand_charges) - {0, -1}:
+            raise ValueError("ligand_charges must be a subset of {0, -1}")
+        if self.charged_inputs not in ("reject", "neutralise"):
+            raise ValueError("charged_inputs must be 'reject' or 'neutralise'")
+        if self.fragments not in ("reject", "largest"):
+            raise ValueError("fragments must be 'reject' or 'largest'")
+        if not 1 <= self.min_heavy_atoms <= self.max_heavy_atoms:
+            raise ValueError("need 1 <= min_heavy_atoms <= max_heavy_atoms")
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "LigandFilters":
+        """Build from the ``ligands`` config block (keys as in config/ligands.part.yaml)."""
+        return cls(
+            elements=frozenset(cfg.get("elements", cls.elements)),
+            min_heavy_atoms=int(cfg.get("min_heavy_atoms", cls.min_heavy_atoms)),
+            max_heavy_atoms=int(cfg.get("max_heavy_atoms", cls.max_heavy_atoms)),
+            ring_sizes=frozenset(int(r) for r in cfg.get("ring_sizes", cls.ring_sizes)),
+            ligand_classes=frozenset(cfg.get("ligand_classes", cls.ligand_classes)),
+            ligand_charges=frozenset(int(q) for q in cfg.get("ligand_charges", cls.ligand_charges)),
+            amide_nitrogen_donor=bool(cfg.get("amide_nitrogen_donor", cls.amide_nitrogen_donor)),
+            charged_inputs=str(cfg.get("charged_inputs", cls.charged_inputs)),
+            fragments=str(cfg.get("fragments", cls.fragments)),
+        )
+
+
+class ParentRejected(ValueError):
+    """A source molecule that cannot be a ligand parent; the message is the reason."""
+
+
+def _parse(smiles: str) -> Chem.Mol:
+    mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    if mol is None:
+        raise ParentRejected("invalid SMILES (does not parse)")
+    if mol.GetNumAtoms() == 0:
+        raise ParentRejected("empty molecule")
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception as err:  # noqa: BLE001 - RDKit raises several types
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ParentRejected(f"cannot sanitise: {msg}") from None
+    return mol
+
+
+def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
+    """Parse and check one source SMILES; return the neutral, H-suppressed parent.
+
+    Raises :class:`ParentRejected` with the reason when the molecule is not acceptable.
+    """
+    smiles = smiles.strip()
+    if not smiles:
+        raise ParentRejected("empty SMILES")
+    mol = _parse(smiles)
+    symbols = {a.GetSymbol() for a in mol.GetAtoms()}
+    if any(a.GetAtomicNum() == 0 for a in mol.GetAtoms()):
+        raise ParentRejected("dummy/wildcard atom")
+    metals = sorted(s for s in symbols if s not in NONMETALS and s not in METALLOIDS)
+    if metals:
+        raise ParentRejected(f"contains metal: {', '.join(metals)}")
+    if any(a.GetIsotope() for a in mol.GetAtoms()):
+        raise ParentRejected("isotope-labelled atom")
+    if any(a.GetNumRadicalElectrons() for a in mol.GetAtoms()):
+        raise ParentRejected("radical (unpaired electrons)")
+    frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    if len(frags) > 1:
+        if filters.fragments == "reject":
+            raise ParentRejected(f"disconnected: {len(frags)} fragments")
+        mol = max(frags, key=lambda m: (m.GetNumHeavyAtoms(), Chem.MolToSmiles(m)))
+        symbols = {a.GetSymbol() for a in mol.GetAtoms()}
+    bad = sorted(s for s in symbols - {"H"} if s not in filters.elements)
+    if bad:
+        raise ParentRejected(f"element not allowed: {', '.join(bad)}")
+    charge = Chem.GetFormalCharge(mol)
+    if charge != 0:
+        if filters.charged_inputs == "reject":
+            raise ParentRejected(f"net charge {charge:+d} (give the neutral parent)")
+        mol = rdMolStandardize.Uncharger().uncharge(mol)
+        charge = Chem.GetFormalCharge(mol)
+        if charge != 0:
+            raise ParentRejected(f"net charge {charge:+d} cannot be neutralised")
+    elif any(a.GetFormalCharge() for a in mol.GetAtoms()):
+        # zwitterion -> neutral form; charge-separated groups (nitro, N-oxide, betaine) stay
+        mol = rdMolStandardize.Uncharger().uncharge(mol)
+    mol = Chem.RemoveHs(mol)
+    n_heavy = mol.GetNumHeavyAtoms()
+    if n_heavy < filters.min_heavy_atoms:
+        raise ParentRejected(f"{n_heavy} heavy atoms < min_heavy_atoms={filters.min_heavy_atoms}")
+    if n_heavy > filters.max_heavy_atoms:
+        raise ParentRejected(f"{n_heavy} heavy atoms > max_heavy_atoms={filters.max_heavy_atoms}")
+    bad_rings = sorted(
+        {len(r) for r in mol.GetRingInfo().AtomRings()} - set(filters.ring_sizes)
+    )
+    if bad_rings:
+        raise ParentRejected(f"ring size not allowed: {', '.join(map(str, bad_rings))}")
+    return mol
+
+
+# ----------------------------------------------------------------------------------------------
+# enumeration over many inputs
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceRecord:
+    """One input molecule: where it came from (``source``, 1-based ``line``) and its SMILES."""
+
+    source: str
+    line: int
+    smiles: str
+
+
+def read_smiles_file(path: str | Path, source: str | None = None) -> Iterator[SourceRecord]:
+    """SMILES records of a ``.smi`` file: first whitespace-separated token of each line.
+
+    Blank lines and lines starting with ``#`` are skipped; undecodable bytes are replaced (the
+    line is then rejected as invalid SMILES downstream). A missing file raises FileNotFoundError.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"SMILES file not found: {p}")
+    name = source or p.name
+    with p.open(encoding="utf-8", errors="replace") as fh:
+        for i, raw in enumerate(fh, start=1):
+            text = raw.strip()
+            if not text or text.startswith("#"):
+                continue
+            yield SourceRecord(name, i, text.split()[0])
+
+
+@dataclass
+class EnumerationResult:
+    ligands: pd.DataFrame  # LIGANDS_COLUMNS
+    rejected: pd.DataFrame  # REJECTED_COLUMNS
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def enumerate_ligands(
+    records: Iterable[SourceRecord], filters: LigandFilters | None = None
+) -> EnumerationResult:
+    """Every allowed ligand of every accepted parent, deduplicated by donor-rooted SMILES.
+
+    Inputs are processed in the given order; a ligand reached from several parents keeps the
+    first parent's ``parent_smiles``/``source``. Never raises on bad molecules: each rejected
+    record becomes a row of ``rejected`` with its reason.
+    """
+    filters = filters or LigandFilters()
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        rows: dict[str, tuple] = {}
+        rejected: list[tuple] = []
+        seen_parents: dict[str, str] = {}
+        n_in = n_parents = 0
+        for rec in records:
+            n_in += 1
+            where = f"{rec.source}:{rec.line}"
+            try:
+                mol = prepare_parent(rec.smiles, filters)
+            except ParentRejected as err:
+                rejected.append((rec.source, rec.line, rec.smiles, str(err)))
+                continue
+            except Exception as err:  # noqa: BLE001 - an RDKit surprise must not stop a batch
+                rejected.append((rec.source, rec.line, rec.smiles, f"error: {err!r}"[:300]))
+                continue
+            parent = Chem.MolToSmiles(mol)
+            if parent in seen_parents:
+                rejected.append(
+                    (rec.source, rec.line, rec.smiles, f"duplicate parent (first at {seen_parents[parent]})")
+                )
+                continue
+            seen_parents[parent] = where
+            try:
+                ligs = ligands_from_parent(mol, amide_nitrogen_donor=filters.amide_nitrogen_donor)
+            except Exception as err:  # noqa: BLE001
+                rejected.append((rec.source, rec.line, rec.smiles, f"error: {err!r}"[:300]))
+                continue
+            if not ligs:
+                rejected.append((rec.source, rec.line, rec.smiles, "no donor site"))
+                continue
+            kept = [
+                lg
+                for lg in ligs
+                if lg.ligand_class in filters.ligand_classes
+                and lg.ligand_charge in filters.ligand_charges
+            ]
+            if not kept:
+                rejected.append(
+                    (rec.source, rec.line, rec.smiles, "no ligand of the allowed classes/charges")
+                )
+                continue
+            n_parents += 1
+            for lg in kept:
+                if lg.smiles in rows:
+                    continue
+                rows[lg.smiles] = (
+                    lg.ligand_id,
+                    lg.smiles,
+                    lg.ligand_class,
+                    lg.donor_element,
+                    lg.ligand_charge,
+                    complex_charge(lg.ligand_charge),
+                    lg.n_heavy,
+                    parent,
+                    where,
+                )
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    ligands = pd.DataFrame(list(rows.values()), columns=list(LIGANDS_COLUMNS))
+    ligands = ligands.astype(
+        {"ligand_charge": "int64", "complex_charge": "int64", "n_heavy": "int64"}
+    )
+    rej = pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS)).astype({"line": "int64"})
+    stats = {
+        "inputs": n_in,
+        "parents_used": n_parents,
+        "rejected": len(rej),
+        "ligands": len(ligands),
+        **{f"class_{c}": int((ligands["ligand_class"] == c).sum()) for c in LIGAND_CLASSES},
+    }
+    return EnumerationResult(ligands, rej, stats)
+
+
+def subsample_ligands(ligands: pd.DataFrame, max_ligands: int | None, seed: int) -> pd.DataFrame:
+    """At most ``max_ligands`` rows, stratified by ligand class, chosen deterministically by seed.
+
+    Each class keeps a share proportional to its size (largest remainders get the leftover
+    slots, at least one per class present). Within a class the rows with the smallest
+    sha256(seed, ligand_id) are kept, so the choice does not depend on row order and a ligand
+    kept from a set is kept from any superset with the same class sizes. Output keeps input order.
+    """
+    if max_ligands is None or len(ligands) <= max_ligands:
+        return ligands
+    if max_ligands < 0:
+        raise ValueError("max_ligands must be >= 0")
+    counts = ligands["ligand_class"].value_counts()
+    classes = sorted(counts.index, key=lambda c: (LIGAND_CLASSES.index(c) if c in LIGAND_CLASSES else 99, c))
+    total = int(counts.sum())
+    exact = {c: max_ligands * counts[c] / total for c in classes}
+    quota = {c: int(exact[c]) for c in classes}
+    for c in sorted(classes, key=lambda c: (-(exact[c] - quota[c]), classes.index(c))):
+        if sum(quota.values()) >= max_ligands:
+            break
+        quota[c] += 1
+    key = ligands["ligand_id"].map(
+        lambda lid: hashlib.sha256(f"{seed}:{lid}".encode()).hexdigest()
+    )
+    keep_idx: list = []
+    for c in classes:
+        sub = key[ligands["ligand_class"] == c].sort_values(kind="stable")
+        keep_idx.extend(sub.index[: quota[c]])
+    return ligands.loc[sorted(keep_idx, key=ligands.index.get_loc)]
+
+
+# ----------------------------------------------------------------------------------------------
+# command line: smmflow enumerate
+# ----------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``smmflow enumerate FILE.smi ... -o ligands.parquet --rejected rejected.tsv``"""
+    from smmflow.io import write_table
+
+    ap = argparse.ArgumentParser(
+        prog="smmflow enumerate",
+        description="Enumerate donor-first monodentate ligands (O, N, O-, N-) from SMILES files.",
+    )
+    ap.add_argument("smiles_files", nargs="*", help=".smi files (first token of a line = SMILES)")
+    ap.add_argument("-o", "--output", default="ligands.parquet", help="ligand table (.parquet/.tsv/.csv)")
+    ap.add_argument("--rejected", default="rejected.tsv", help="rejected inputs table")
+    ap.add_argument("--generate", type=int, default=0, metavar="N",
+                    help="also grow N random C/N/O/F molecules (smmflow.molecule_generator)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the generator and subsample")
+    ap.add_argument("--max-heavy-atoms", type=int, default=9)
+    ap.add_argument("--elements", default="C,N,O,F")
+    ap.add_argument("--max-ligands", type=int, default=None)
+    ap.add_argument("--amide-nitrogen-donor", action="store_true")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    filters = LigandFilters(
+        elements=frozenset(e.strip() for e in args.elements.split(",") if e.strip()),
+        max_heavy_atoms=args.max_heavy_atoms,
+        amide_nitrogen_donor=args.amide_nitrogen_donor,
+    )
+    records: list[Iterable[SourceRecord]] = []
+    for f in args.smiles_files:
+        try:
+            records.append(list(read_smiles_file(f)))
+        except FileNotFoundError as err:
+            print(f"smmflow enumerate: {err}", file=sys.stderr)
+            return 2
+    if args.generate:
+        from smmflow.molecule_generator import GeneratorSettings, generated_records
+
+        records.append(
+            generated_records(
+                GeneratorSettings(
+                    n_molecules=args.generate,
+                    max_heavy_atoms=args.max_heavy_atoms,
+                    elements=tuple(sorted(filters.elements)),
+                    seed=args.seed,
+                )
+            )
+        )
+    if not records:
+        print("smmflow enumerate: give SMILES files and/or --generate N", file=sys.stderr)
+        return 2
+    result = enumerate_ligands((r for rs in records for r in rs), filters)
+    ligands = subsample_ligands(result.ligands, args.max_ligands, args.seed)
+    write_table(ligands, args.output)
+    write_table(result.rejected, args.rejected)
+    log.info("%s; written %d ligands to %s", result.stats, len(ligands), args.output)
+    return 0
