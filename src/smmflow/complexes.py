@@ -246,16 +246,18 @@ def build_complex(
     n_conformers: int = 8,
     n_rotations: int = 12,
     seed: int = 0,
+    conformers: LigandConformers | None = None,
 ):
     """Build [Dy(H2O)5L2] (see the module docstring for the atom order) as an :class:`ase.Atoms`.
 
     ``ligand_charge`` defaults to the SMILES formal charge; a mismatch raises :class:`LigandError`.
     ``dy_donor_distance`` defaults to the class-typical value in
-    :data:`smmflow.constants.DY_DONOR_START_DISTANCE_A`.
+    :data:`smmflow.constants.DY_DONOR_START_DISTANCE_A`. ``conformers`` reuses conformers already
+    computed by :func:`ligand_conformers` for the same SMILES.
     """
     from ase import Atoms
 
-    lc = ligand_conformers(smiles, n_conformers=n_conformers, seed=seed)
+    lc = conformers or ligand_conformers(smiles, n_conformers=n_conformers, seed=seed)
     if ligand_charge is not None and int(ligand_charge) != lc.formal_charge:
         raise LigandError(
             f"ligand_charge {ligand_charge} disagrees with the formal charge {lc.formal_charge} of {smiles!r}"

@@ -102,6 +102,7 @@ def gfn2_singlepoint(numbers, positions_a, charge: int, *, accuracy: float = 1.0
     check_closed_shell(numbers, charge)
     calc = _new_calculator(numbers, positions_a, charge, accuracy, max_iter)
     calc.add("bond-orders")
+    calc.add("molecular-multipoles")  # adding any post-processing drops the default dipole
     try:
         res = calc.singlepoint()
     except Exception as exc:
@@ -116,6 +117,9 @@ def _properties(res) -> XtbProperties:
         except Exception:  # noqa: BLE001 - an absent optional property
             return np.empty(0)
 
+    bond_orders = get("bond-orders")
+    if bond_orders.ndim == 3:  # (n, n, spin channels)
+        bond_orders = bond_orders.sum(axis=-1)
     return XtbProperties(
         energy_eh=float(res.get("energy")),
         gradient=get("gradient"),
@@ -123,7 +127,7 @@ def _properties(res) -> XtbProperties:
         dipole_ebohr=get("dipole"),
         orbital_energies_eh=get("orbital-energies"),
         orbital_occupations=get("orbital-occupations"),
-        bond_orders=get("bond-orders"),
+        bond_orders=bond_orders,
     )
 
 
