@@ -165,3 +165,47 @@ def test_settings_from_config():
     s = px.ProxySettings.from_config({"relax_mode": "flexible", "fmax_ev_a": 0.1})
     assert s.relax_mode == "flexible" and s.fmax_ev_a == 0.1 and s.seed == 0
     assert math.isclose(px.ProxySettings.from_config(None).fmax_ev_a, 0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# DFT proxy (PySCF); small molecules only, to keep the suite fast
+# ---------------------------------------------------------------------------------------------
+def test_dft_proxy_physics_and_charge_scheme():
+    from smmflow import dft
+
+    s = dft.DftSettings(xc="PBE", basis="def2-SVP", grid_level=1, n_conformers=1)
+    anion = dft.dft_row({"ligand_id": "La", "smiles": "[O-]C"}, s)
+    neutral = dft.dft_row({"ligand_id": "Ln", "smiles": "OC"}, s)
+    for r in (anion, neutral):
+        assert set(r) == set(T.DFT_COLUMNS)
+        assert r["status"] == T.STATUS_OK, r["reason"]
+        assert "PBE/def2-SVP" in r["dft_method"]
+        assert r["dft_gap_ev"] == pytest.approx(r["dft_lumo_ev"] - r["dft_homo_ev"])
+    assert anion["dft_donor_charge"] < neutral["dft_donor_charge"] - 0.15
+    assert anion["dft_homo_ev"] > neutral["dft_homo_ev"] + 3.0
+    assert -1.2 < anion["dft_donor_charge"] < -0.5 and -0.9 < neutral["dft_donor_charge"] < -0.3
+
+
+def test_iao_charges_sum_to_total_charge():
+    from pyscf import dft as pdft, gto
+
+    from smmflow.dft import iao_charges
+
+    mol = gto.M(atom="O 0 0 0; H 0.96 0 0; H -0.24 0.93 0", basis="def2-SVP", charge=0, verbose=0)
+    mf = pdft.RKS(mol, xc="PBE")
+    mf.grids.level = 1
+    mf.kernel()
+    q = iao_charges(mf)
+    assert q.sum() == pytest.approx(0.0, abs=1e-6)
+    assert q[0] < -0.4 and q[1] > 0.2 and q[1] == pytest.approx(q[2], abs=0.02)
+
+
+def test_dft_bad_rows_and_subset():
+    from smmflow import dft
+
+    r = dft.dft_row({"ligand_id": "Lx", "smiles": "C"}, dft.DftSettings(n_conformers=1))
+    assert r["status"] == T.STATUS_FAILED and "not an O or N" in r["reason"]
+    df = pd.DataFrame({"ligand_id": [f"L{i}" for i in range(10)]})
+    a, b = dft.select_subset(df, 4, seed=1), dft.select_subset(df, 4, seed=1)
+    assert list(a["ligand_id"]) == list(b["ligand_id"]) and len(a) == 4
+    assert len(dft.select_subset(df, 0, seed=1)) == 10
