@@ -36,3 +36,11 @@ N_AXIAL_LIGANDS: int = 2
 def complex_charge(ligand_charge: int) -> int:
     """Total charge of [Dy(H2O)5L2] for a ligand of formal charge ``ligand_charge``: 3 + 2 q(L)."""
     return DY_ION_CHARGE + N_AXIAL_LIGANDS * int(ligand_charge)
+
+# --- complex geometry (builder starting values; the xTB relaxation refines the axial ligands) --
+DY_WATER_O_DISTANCE_A: float = 2.40  # Dy-O(water) in [Dy(H2O)5L2]-type pentagonal bipyramids
+WATER_OH_DISTANCE_A: float = 0.96
+WATER_HOH_ANGLE_DEG: float = 104.5
+#: class-typical Dy-donor start distances, A (published DFT-relaxed data: O- ~2.10, N- ~2.25,
+#: O ~2.2-2.3, N ~2.4-2.5)
+DY_DONOR_START_DISTANCE_A: dict[str, float] = {"O-": 2.12, "N-": 2.28, "O": 2.28, "N": 2.45}

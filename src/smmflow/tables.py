@@ -121,3 +121,24 @@ def check_columns(df: pd.DataFrame, columns: tuple[str, ...], name: str) -> None
 def usable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that may feed training: ``status == 'ok'``."""
     return df[df["status"] == STATUS_OK]
+
+# results/proxies/dft.parquet: PySCF DFT proxies of the free ligand (smmflow.dft)
+DFT_LIGAND_COLUMNS: Final = (
+    "dft_donor_charge",  # IAO (intrinsic atomic orbital, Knizia 2013) charge on the donor atom, e
+    "dft_donor_charge_mulliken",  # Mulliken charge on the donor (basis-dependent; for comparison)
+    "dft_dipole_debye",  # |dipole| of the free ligand, origin at the centre of mass
+    "dft_homo_ev",
+    "dft_lumo_ev",
+    "dft_gap_ev",
+    "dft_energy_eh",
+)
+DFT_COLUMNS: Final = (
+    LIGAND_ID,
+    "smiles",
+    "ligand_class",
+    *DFT_LIGAND_COLUMNS,
+    "dft_method",  # e.g. "PBE0/def2-SVP (DF), MMFF94 geometry"
+    "status",
+    "reason",
+    "wall_s",
+)

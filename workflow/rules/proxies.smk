@@ -1,0 +1,72 @@
+# Proxy labels: GFN2-xTB (sharded) and optional PySCF DFT of the free ligands.
+# Needs R() and config["proxies"] (config/proxies.part.yaml); the DAG depends on n_shards only.
+# Targets for rule all: R("proxies/proxies.parquet"), plus R("proxies/dft.parquet") when
+# config["proxies"]["dft"]["enabled"].
+
+
+wildcard_constraints:
+    shard=r"\d+",
+
+
+rule proxy_xtb:
+    input:
+        ligands=R("ligands/ligands.parquet"),
+    output:
+        R("proxies/shards/{shard}.parquet"),
+    params:
+        settings=lambda wildcards: config["proxies"],
+        n_shards=lambda wildcards: int(config["proxies"]["n_shards"]),
+    log:
+        "logs/proxy_xtb/{shard}.log",
+    benchmark:
+        R("benchmarks/proxy_xtb/{shard}.tsv")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wildcards: int(config["proxies"]["shard_runtime_min"]),
+    conda:
+        "../../envs/chem.yaml"
+    script:
+        "../scripts/proxy_xtb.py"
+
+
+rule aggregate_proxies:
+    input:
+        shards=expand(
+            R("proxies/shards/{shard}.parquet"), shard=range(int(config["proxies"]["n_shards"]))
+        ),
+    output:
+        R("proxies/proxies.parquet"),
+    log:
+        "logs/aggregate_proxies/aggregate_proxies.log",
+    benchmark:
+        R("benchmarks/aggregate_proxies/aggregate_proxies.tsv")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/chem.yaml"
+    script:
+        "../scripts/aggregate_proxies.py"
+
+
+rule proxy_dft:
+    input:
+        ligands=R("ligands/ligands.parquet"),
+    output:
+        R("proxies/dft.parquet"),
+    params:
+        settings=lambda wildcards: config["proxies"],
+    log:
+        "logs/proxy_dft/proxy_dft.log",
+    benchmark:
+        R("benchmarks/proxy_dft/proxy_dft.tsv")
+    threads: lambda wildcards: int(config["proxies"]["dft"]["threads"])
+    resources:
+        mem_mb=4000,
+        runtime=lambda wildcards: int(config["proxies"]["dft"]["runtime_min"]),
+    conda:
+        "../../envs/chem.yaml"
+    script:
+        "../scripts/proxy_dft.py"
