@@ -37,8 +37,24 @@ _DefaultFillingValidator = _extend_with_defaults(jsonschema.Draft7Validator)
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
+    """Load the config schema and merge the per-stage fragments beside it.
+
+    Each stage documents its own block in ``<stage>.part.schema.yaml`` next to the main schema
+    (``properties: {<stage>: {...}}``); they are merged into the top-level ``properties`` and every
+    stage block is required.
+    """
+    path = Path(path)
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema: dict[str, Any] = yaml.safe_load(fh)
+    for part in sorted(path.parent.glob("*.part.schema.yaml")):
+        with open(part) as fh:
+            fragment = yaml.safe_load(fh) or {}
+        for name, sub in (fragment.get("properties") or {}).items():
+            if name in schema["properties"]:
+                raise ValueError(f"{part.name}: config key {name!r} is already defined")
+            schema["properties"][name] = sub
+            schema.setdefault("required", []).append(name)
+    return schema
 
 
 def _where(error: jsonschema.ValidationError) -> str:

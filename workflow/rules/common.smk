@@ -1,4 +1,4 @@
-# Helpers shared by all rule files: config validation, result paths, the target registry.
+# Helpers shared by the stage files (config validation, result paths, the target registry).
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -10,7 +10,7 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-#: stage name -> output files that `rule all` asks for when the stage is in config["targets"]
+#: stage name -> output files that the default target (all) asks for when the stage is in config["targets"]
 TARGETS: dict[str, list[str]] = {}
 
 
@@ -20,7 +20,7 @@ def R(path: str) -> str:
 
 
 def register_target(stage: str, *paths: str) -> None:
-    """Declare outputs of ``stage`` that `rule all` builds when the stage is requested."""
+    """Declare outputs of ``stage`` that the default target (all) builds when the stage is requested."""
     TARGETS.setdefault(stage, []).extend(paths)
 
 

@@ -70,3 +70,10 @@ rule proxy_dft:
         "../../envs/chem.yaml"
     script:
         "../scripts/proxy_dft.py"
+
+
+register_target(
+    "proxies",
+    R("proxies/proxies.parquet"),
+    *([R("proxies/dft.parquet")] if config["proxies"]["dft"]["enabled"] else []),
+)
