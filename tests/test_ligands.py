@@ -385,3 +385,24 @@ def test_cli_with_generator(tmp_path):
     assert main(["--generate", "50", "--seed", "5", "--max-ligands", "40", "-o", str(out), "--rejected", str(rej)]) == 0
     df = pd.read_csv(out, sep="\t")
     assert len(df) == 40 and df["ligand_id"].is_unique
+
+
+def test_donor_kinds_name_the_chemistry():
+    res = enumerate_ligands(records(["OC(=O)C", "Oc1ccccc1", "CC(=O)NC", "c1cc[nH]c1", "CC(C)=N", "CCO"]))
+    kinds = dict(zip(res.ligands["smiles"], res.ligands["donor_kind"]))
+    assert kinds["[O-]C(C)=O"] == "carboxylate"
+    assert kinds["O=C(C)O"] == "carbonyl"
+    assert kinds["[O-]c1ccccc1"] == "phenolate"
+    assert kinds["[N-](C)C(C)=O"] == "amidate"
+    assert kinds["[n-]1cccc1"] == "aromatic N anion"
+    assert kinds["[N-]=C(C)C"] == "imine anion"
+    assert kinds["N=C(C)C"] == "imine"
+    assert kinds["[O-]CC"] == "alkoxide"
+
+
+def test_smmflow_enumerate_subcommand(tmp_path):
+    from smmflow.cli import main as cli_main
+
+    out = tmp_path / "l.parquet"
+    assert cli_main(["enumerate", str(GARBAGE), "-o", str(out), "--rejected", str(tmp_path / "r.tsv")]) == 0
+    assert out.is_file()

@@ -25,7 +25,7 @@ Neutral N donors (class ``N``):
   Pyrrole-type aromatic N ([nH] or N-substituted) is *not* a neutral donor.
 Anionic donors (classes ``O-`` and ``N-``, ligand charge -1): every O-H or N-H of the parent is
 deprotonated in turn (alkoxide, phenolate, enolate, carboxylate, oximate; amide anion of amines,
-amidate, azolide, imide anion of =N-H). The donor of an anion is the deprotonated atom only.
+amidate, azolide or pyridonate, imine anion of =N-H). The donor of an anion is the deprotonated atom only.
 Atoms with a nonzero formal charge (ammonium, nitro, N-oxides) are never donors.
 
 Input molecules (parents)
@@ -154,7 +154,7 @@ def donor_sites(mol: Chem.Mol, *, amide_nitrogen_donor: bool = False) -> list[Do
         if kind is not None:
             sites.append(DonorSite(atom.GetIdx(), atom.GetSymbol(), kind, False))
         if is_acidic_site(atom):
-            sites.append(DonorSite(atom.GetIdx(), atom.GetSymbol(), "deprotonated", True))
+            sites.append(DonorSite(atom.GetIdx(), atom.GetSymbol(), anion_kind(atom), True))
     return sites
 
 
@@ -167,6 +167,40 @@ def is_acidic_site(atom: Chem.Atom) -> bool:
         and not atom.GetNumRadicalElectrons()
         and not _next_to_cation(atom)
     )
+
+
+def _has_double_bond_to(atom: Chem.Atom, elements: tuple[str, ...], exclude: int) -> bool:
+    return any(
+        b.GetBondType() in (Chem.BondType.DOUBLE, Chem.BondType.AROMATIC)
+        and b.GetOtherAtom(atom).GetIdx() != exclude
+        and b.GetOtherAtom(atom).GetSymbol() in elements
+        for b in atom.GetBonds()
+    )
+
+
+def anion_kind(atom: Chem.Atom) -> str:
+    """Chemical name of the donor made by deprotonating O-H/N-H ``atom`` (for bookkeeping)."""
+    nbrs = list(atom.GetNeighbors())
+    if atom.GetSymbol() == "O":
+        if not nbrs:
+            return "hydroxide"
+        nb = nbrs[0]
+        if nb.GetSymbol() == "N":
+            return "N-oxide anion (oximate, hydroxylamide)"
+        if nb.GetIsAromatic():
+            return "phenolate"
+        if _has_double_bond_to(nb, ("O", "S"), atom.GetIdx()):
+            return "carboxylate"
+        if _has_double_bond_to(nb, ("C", "N"), atom.GetIdx()):
+            return "enolate"
+        return "alkoxide"
+    if atom.GetIsAromatic():
+        return "aromatic N anion"
+    if any(b.GetBondType() == Chem.BondType.DOUBLE for b in atom.GetBonds()):
+        return "imine anion"
+    if is_amide_type_nitrogen(atom):
+        return "amidate"
+    return "amide anion"
 
 
 def deprotonate(mol: Chem.Mol, atom_index: int) -> Chem.Mol:
@@ -473,6 +507,7 @@ def enumerate_ligands(
                     lg.n_heavy,
                     parent,
                     where,
+                    lg.donor_kind,
                 )
     finally:
         RDLogger.EnableLog("rdApp.*")
