@@ -301,7 +301,7 @@ def test_generator_is_seeded_and_respects_its_settings():
         assert {x.GetSymbol() for x in mol.GetAtoms()} <= {"C", "N", "O", "F"}
         assert Chem.GetFormalCharge(mol) == 0
         assert all(x.GetNumRadicalElectrons() == 0 for x in mol.GetAtoms())
-        assert unstable_reason(mol, s.ring_sizes, s.max_rings) is None
+        assert unstable_reason(mol) is None
         assert all(len(r) in s.ring_sizes for r in mol.GetRingInfo().AtomRings())
 
 
@@ -325,13 +325,30 @@ def test_generator_stops_when_chemical_space_is_exhausted():
 
 @pytest.mark.parametrize(
     "smiles, reason",
-    [("CCCC", "no N or O"), ("C=C=CO", "cumulated"), ("OC1=CC1", "small ring"),
-     ("C1CC#CCC1O", "triple bond in ring"), ("CC(F)O", "HF elimination"), ("CCN=O", "nitroso"),
-     ("COC(OC)(OC)C", "orthoester")],
+    [("C=C=CO", "cumulated"), ("OC1=CC1", "small ring"), ("C1CC#CCC1O", "triple bond in ring"),
+     ("CC(F)O", "HF elimination"), ("CC(=O)F", "acyl fluoride"), ("CCN=O", "nitroso"),
+     ("COC(OC)(OC)C", "orthoester"), ("COOC", "O-O"), ("CNNNC", "chain"),
+     ("OC1CC2=CCC1C2", "Bredt")],
 )
 def test_unstable_molecules_are_recognised(smiles, reason):
-    got = unstable_reason(Chem.MolFromSmiles(smiles), ring_sizes=(3, 4, 5, 6))
+    got = unstable_reason(Chem.MolFromSmiles(smiles))
     assert got is not None and reason in got
+
+
+@pytest.mark.parametrize(
+    "smiles",
+    ["C[N+](=O)[O-]", "Fc1ccccn1", "OC(F)(F)F", "O=C1C2CCC1CC2", "OC1CCC2=C(C1)CCCC2", "CC(C)=NO",
+     "CC1=CCCC1=O", "C1CC1=O"],
+)
+def test_stable_molecules_pass_the_stability_rules(smiles):
+    assert unstable_reason(Chem.MolFromSmiles(smiles)) is None
+
+
+def test_enumerator_applies_stability_rules_unless_disabled():
+    res = enumerate_ligands(records(["OOOO", "NNNN", "CCO"]))
+    assert res.rejected["reason"].str.startswith("unstable:").tolist() == [True, True]
+    res = enumerate_ligands(records(["OOOO", "NNNN", "CCO"]), LigandFilters(stability_rules=False))
+    assert res.rejected.empty
 
 
 def test_generator_rejects_bad_settings():

@@ -11,11 +11,11 @@ Neutral O donors (class ``O``):
   * ether O with two single bonds (ethers, epoxides, acetals, and the alkoxy O of esters and
     carbamates: a weak donor, kept because the published data use it),
   * doubly bonded O (carbonyl O of ketones, aldehydes, amides, esters, carbamates, ureas,
-    acids; also N=O, S=O, P=O).
+    acids; also N=O, S=O, P=O; not O2).
   Aromatic O (furan-type) is *not* a donor: its lone pair belongs to the aromatic sextet.
 Neutral N donors (class ``N``):
-  * nitrile N (triple bond), imine-type N with one double bond (imines, oximes, hydrazones,
-    amidines' =N-, azo N), pyridine-type aromatic N (two ring neighbours, no H),
+  * nitrile N (triple bond to C), imine-type N with one double bond to C or N (imines, oximes,
+    hydrazones, amidines' =N-, azo N), pyridine-type aromatic N (two ring neighbours, no H),
   * sp3 amine N (primary, secondary, tertiary; also anilines, enamines, hydrazines,
     hydroxylamines),
   * amide-type N (N single-bonded to a C or S that carries a double bond to O or S: amides,
@@ -32,7 +32,9 @@ Input molecules (parents)
 -------------------------
 A parent is rejected, with a reason, when its SMILES does not parse or sanitise, when it holds a
 metal, a dummy atom, a radical, an isotope label, or an element outside the allowed set, when it
-has several fragments (unless ``fragments="largest"``: keep the largest, ties broken by canonical
+fails the stability rules of :func:`smmflow.molecule_generator.unstable_reason` (O-O bonds,
+nitroso, anti-Bredt alkenes, acyl fluorides, ...; ``stability_rules=False`` turns them off), has
+several fragments (unless ``fragments="largest"``: keep the largest, ties broken by canonical
 SMILES), a net charge (unless ``charged_inputs="neutralise"``: RDKit's uncharger protonates it
 first; net-neutral zwitterions are always given their neutral form, while charge-separated groups
 such as nitro or N-oxides stay and their charged atoms and neighbours are not donors), a heavy-atom count or ring size outside the allowed range, no donor site, no ligand of
@@ -55,6 +57,7 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from smmflow.constants import complex_charge
+from smmflow.molecule_generator import unstable_reason
 from smmflow.tables import LIGAND_CLASSES, LIGANDS_COLUMNS, REJECTED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -123,7 +126,9 @@ def neutral_donor_kind(atom: Chem.Atom, *, amide_nitrogen_donor: bool = False) -
             return None  # furan-type
         if orders == [Chem.BondType.DOUBLE]:
             nbr = atom.GetNeighbors()[0].GetSymbol()
-            return "carbonyl" if nbr == "C" else f"{nbr}=O"
+            if nbr == "C":
+                return "carbonyl"
+            return f"{nbr}=O" if nbr in ("N", "S", "P") else None  # not O=O
         if all(o == Chem.BondType.SINGLE for o in orders) and len(orders) + n_h == 2:
             if n_h >= 1:
                 return "hydroxyl" if n_h == 1 else "water"
@@ -135,10 +140,13 @@ def neutral_donor_kind(atom: Chem.Atom, *, amide_nitrogen_donor: bool = False) -
             return "pyridine"
         return None  # pyrrole-type: lone pair in the aromatic sextet
     if orders == [Chem.BondType.TRIPLE]:
-        return "nitrile"
+        return "nitrile" if atom.GetNeighbors()[0].GetSymbol() == "C" else None  # not N#N
     n_double = sum(o == Chem.BondType.DOUBLE for o in orders)
     if n_double == 1 and all(o in (Chem.BondType.SINGLE, Chem.BondType.DOUBLE) for o in orders):
-        return "imine"
+        partner = next(
+            b.GetOtherAtom(atom).GetSymbol() for b in atom.GetBonds() if b.GetBondType() == Chem.BondType.DOUBLE
+        )
+        return "imine" if partner in ("C", "N") else None  # imines, oximes, hydrazones, azo
     if all(o == Chem.BondType.SINGLE for o in orders) and len(orders) + n_h == 3:
         if is_amide_type_nitrogen(atom):
             return "amide-N" if amide_nitrogen_donor else None
@@ -302,6 +310,7 @@ class LigandFilters:
     amide_nitrogen_donor: bool = False
     charged_inputs: str = "reject"  # or "neutralise"
     fragments: str = "reject"  # or "largest"
+    stability_rules: bool = True  # reject unstable parents (molecule_generator.unstable_reason)
 
     def __post_init__(self) -> None:
         bad = set(self.ligand_classes) - set(LIGAND_CLASSES)
@@ -329,6 +338,7 @@ class LigandFilters:
             amide_nitrogen_donor=bool(cfg.get("amide_nitrogen_donor", cls.amide_nitrogen_donor)),
             charged_inputs=str(cfg.get("charged_inputs", cls.charged_inputs)),
             fragments=str(cfg.get("fragments", cls.fragments)),
+            stability_rules=bool(cfg.get("stability_rules", cls.stability_rules)),
         )
 
 
@@ -400,6 +410,10 @@ def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
     )
     if bad_rings:
         raise ParentRejected(f"ring size not allowed: {', '.join(map(str, bad_rings))}")
+    if filters.stability_rules:
+        why = unstable_reason(mol)
+        if why:
+            raise ParentRejected(f"unstable: {why}")
     return mol
 
 
