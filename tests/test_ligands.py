@@ -328,7 +328,7 @@ def test_generator_stops_when_chemical_space_is_exhausted():
     [("C=C=CO", "cumulated"), ("OC1=CC1", "small ring"), ("C1CC#CCC1O", "triple bond in ring"),
      ("CC(F)O", "HF elimination"), ("CC(=O)F", "acyl fluoride"), ("CCN=O", "nitroso"),
      ("COC(OC)(OC)C", "orthoester"), ("COOC", "O-O"), ("CNNNC", "chain"),
-     ("OC1CC2=CCC1C2", "Bredt")],
+     ("OC1CC2=CCC1C2", "Bredt"), ("CCC1=Cc2c[nH]c1c2", "bridged aromatic")],
 )
 def test_unstable_molecules_are_recognised(smiles, reason):
     got = unstable_reason(Chem.MolFromSmiles(smiles))

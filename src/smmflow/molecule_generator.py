@@ -187,7 +187,7 @@ def unstable_reason(mol: Chem.Mol) -> str | None:
     Rejected: a triple bond in a ring; cumulated double bonds on a neutral atom (allenes,
     ketenes); a non-aromatic double bond in a 3-membered ring (cyclopropenes, azirines); a
     double bond at a bridgehead of a bridged ring system (two rings sharing three or more atoms,
-    one of at most 7 atoms: Bredt's rule); an aromatic atom in a 3- or 4-membered ring; O-O bonds; a neutral
+    one of at most 7 atoms: Bredt's rule); an aromatic ring in a bridged system; an aromatic atom in a 3- or 4-membered ring; O-O bonds; a neutral
     N=O (nitroso); a neutral heteroatom bonded to two heteroatoms (N-N-N, O-N-O chains); more
     than two non-aromatic heteroatom-heteroatom bonds; F on an sp3 carbon that also bears N or O
     unless CF3 (HF elimination); acyl fluorides; an sp3 carbon with three or more N/O neighbours
@@ -213,6 +213,11 @@ def unstable_reason(mol: Chem.Mol) -> str | None:
                 return "nitroso N=O"
     if n_hetero_hetero > 2:
         return "more than two non-aromatic heteroatom-heteroatom bonds"
+    rings = [set(r) for r in ri.AtomRings()]
+    for i, r1 in enumerate(rings):
+        for r2 in rings[i + 1:]:
+            if len(r1 & r2) >= 3 and any(mol.GetAtomWithIdx(k).GetIsAromatic() for k in r1 | r2):
+                return "bridged aromatic ring"
     for a in mol.GetAtoms():
         idx = a.GetIdx()
         sym = a.GetSymbol()
