@@ -544,14 +544,13 @@ def subsample_ligands(ligands: pd.DataFrame, max_ligands: int | None, seed: int)
     """At most ``max_ligands`` rows, stratified by ligand class, chosen deterministically by seed.
 
     Each class keeps a share proportional to its size (largest remainders get the leftover
-    slots, at least one per class present). Within a class the rows with the smallest
-    sha256(seed, ligand_id) are kept, so the choice does not depend on row order and a ligand
-    kept from a set is kept from any superset with the same class sizes. Output keeps input order.
+    slots). Within a class the rows with the smallest sha256(seed, ligand_id) are kept, so the
+    choice depends on the set of ligands and the seed, not on row order. Output keeps input order.
     """
+    if max_ligands is not None and max_ligands < 0:
+        raise ValueError("max_ligands must be >= 0")
     if max_ligands is None or len(ligands) <= max_ligands:
         return ligands
-    if max_ligands < 0:
-        raise ValueError("max_ligands must be >= 0")
     counts = ligands["ligand_class"].value_counts()
     classes = sorted(counts.index, key=lambda c: (LIGAND_CLASSES.index(c) if c in LIGAND_CLASSES else 99, c))
     total = int(counts.sum())
