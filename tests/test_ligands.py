@@ -301,7 +301,7 @@ def test_generator_is_seeded_and_respects_its_settings():
         assert {x.GetSymbol() for x in mol.GetAtoms()} <= {"C", "N", "O", "F"}
         assert Chem.GetFormalCharge(mol) == 0
         assert all(x.GetNumRadicalElectrons() == 0 for x in mol.GetAtoms())
-        assert unstable_reason(mol, s.ring_sizes, s.max_rings) is None
+        assert unstable_reason(mol) is None
         assert all(len(r) in s.ring_sizes for r in mol.GetRingInfo().AtomRings())
 
 
@@ -325,13 +325,30 @@ def test_generator_stops_when_chemical_space_is_exhausted():
 
 @pytest.mark.parametrize(
     "smiles, reason",
-    [("CCCC", "no N or O"), ("C=C=CO", "cumulated"), ("OC1=CC1", "small ring"),
-     ("C1CC#CCC1O", "triple bond in ring"), ("CC(F)O", "HF elimination"), ("CCN=O", "nitroso"),
-     ("COC(OC)(OC)C", "orthoester")],
+    [("C=C=CO", "cumulated"), ("OC1=CC1", "small ring"), ("C1CC#CCC1O", "triple bond in ring"),
+     ("CC(F)O", "HF elimination"), ("CC(=O)F", "acyl fluoride"), ("CCN=O", "nitroso"),
+     ("COC(OC)(OC)C", "orthoester"), ("COOC", "O-O"), ("CNNNC", "chain"),
+     ("OC1CC2=CCC1C2", "Bredt"), ("CCC1=Cc2c[nH]c1c2", "bridged aromatic")],
 )
 def test_unstable_molecules_are_recognised(smiles, reason):
-    got = unstable_reason(Chem.MolFromSmiles(smiles), ring_sizes=(3, 4, 5, 6))
+    got = unstable_reason(Chem.MolFromSmiles(smiles))
     assert got is not None and reason in got
+
+
+@pytest.mark.parametrize(
+    "smiles",
+    ["C[N+](=O)[O-]", "Fc1ccccn1", "OC(F)(F)F", "O=C1C2CCC1CC2", "OC1CCC2=C(C1)CCCC2", "CC(C)=NO",
+     "CC1=CCCC1=O", "C1CC1=O"],
+)
+def test_stable_molecules_pass_the_stability_rules(smiles):
+    assert unstable_reason(Chem.MolFromSmiles(smiles)) is None
+
+
+def test_enumerator_applies_stability_rules_unless_disabled():
+    res = enumerate_ligands(records(["OOOO", "NNNN", "CCO"]))
+    assert res.rejected["reason"].str.startswith("unstable:").tolist() == [True, True]
+    res = enumerate_ligands(records(["OOOO", "NNNN", "CCO"]), LigandFilters(stability_rules=False))
+    assert res.rejected.empty
 
 
 def test_generator_rejects_bad_settings():
@@ -385,3 +402,24 @@ def test_cli_with_generator(tmp_path):
     assert main(["--generate", "50", "--seed", "5", "--max-ligands", "40", "-o", str(out), "--rejected", str(rej)]) == 0
     df = pd.read_csv(out, sep="\t")
     assert len(df) == 40 and df["ligand_id"].is_unique
+
+
+def test_donor_kinds_name_the_chemistry():
+    res = enumerate_ligands(records(["OC(=O)C", "Oc1ccccc1", "CC(=O)NC", "c1cc[nH]c1", "CC(C)=N", "CCO"]))
+    kinds = dict(zip(res.ligands["smiles"], res.ligands["donor_kind"]))
+    assert kinds["[O-]C(C)=O"] == "carboxylate"
+    assert kinds["O=C(C)O"] == "carbonyl"
+    assert kinds["[O-]c1ccccc1"] == "phenolate"
+    assert kinds["[N-](C)C(C)=O"] == "amidate"
+    assert kinds["[n-]1cccc1"] == "aromatic N anion"
+    assert kinds["[N-]=C(C)C"] == "imine anion"
+    assert kinds["N=C(C)C"] == "imine"
+    assert kinds["[O-]CC"] == "alkoxide"
+
+
+def test_smmflow_enumerate_subcommand(tmp_path):
+    from smmflow.cli import main as cli_main
+
+    out = tmp_path / "l.parquet"
+    assert cli_main(["enumerate", str(GARBAGE), "-o", str(out), "--rejected", str(tmp_path / "r.tsv")]) == 0
+    assert out.is_file()

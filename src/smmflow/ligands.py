@@ -11,11 +11,11 @@ Neutral O donors (class ``O``):
   * ether O with two single bonds (ethers, epoxides, acetals, and the alkoxy O of esters and
     carbamates: a weak donor, kept because the published data use it),
   * doubly bonded O (carbonyl O of ketones, aldehydes, amides, esters, carbamates, ureas,
-    acids; also N=O, S=O, P=O).
+    acids; also N=O, S=O, P=O; not O2).
   Aromatic O (furan-type) is *not* a donor: its lone pair belongs to the aromatic sextet.
 Neutral N donors (class ``N``):
-  * nitrile N (triple bond), imine-type N with one double bond (imines, oximes, hydrazones,
-    amidines' =N-, azo N), pyridine-type aromatic N (two ring neighbours, no H),
+  * nitrile N (triple bond to C), imine-type N with one double bond to C or N (imines, oximes,
+    hydrazones, amidines' =N-, azo N), pyridine-type aromatic N (two ring neighbours, no H),
   * sp3 amine N (primary, secondary, tertiary; also anilines, enamines, hydrazines,
     hydroxylamines),
   * amide-type N (N single-bonded to a C or S that carries a double bond to O or S: amides,
@@ -25,14 +25,16 @@ Neutral N donors (class ``N``):
   Pyrrole-type aromatic N ([nH] or N-substituted) is *not* a neutral donor.
 Anionic donors (classes ``O-`` and ``N-``, ligand charge -1): every O-H or N-H of the parent is
 deprotonated in turn (alkoxide, phenolate, enolate, carboxylate, oximate; amide anion of amines,
-amidate, azolide, imide anion of =N-H). The donor of an anion is the deprotonated atom only.
+amidate, azolide or pyridonate, imine anion of =N-H). The donor of an anion is the deprotonated atom only.
 Atoms with a nonzero formal charge (ammonium, nitro, N-oxides) are never donors.
 
 Input molecules (parents)
 -------------------------
 A parent is rejected, with a reason, when its SMILES does not parse or sanitise, when it holds a
 metal, a dummy atom, a radical, an isotope label, or an element outside the allowed set, when it
-has several fragments (unless ``fragments="largest"``: keep the largest, ties broken by canonical
+fails the stability rules of :func:`smmflow.molecule_generator.unstable_reason` (O-O bonds,
+nitroso, anti-Bredt alkenes, acyl fluorides, ...; ``stability_rules=False`` turns them off), has
+several fragments (unless ``fragments="largest"``: keep the largest, ties broken by canonical
 SMILES), a net charge (unless ``charged_inputs="neutralise"``: RDKit's uncharger protonates it
 first; net-neutral zwitterions are always given their neutral form, while charge-separated groups
 such as nitro or N-oxides stay and their charged atoms and neighbours are not donors), a heavy-atom count or ring size outside the allowed range, no donor site, no ligand of
@@ -55,6 +57,7 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from smmflow.constants import complex_charge
+from smmflow.molecule_generator import unstable_reason
 from smmflow.tables import LIGAND_CLASSES, LIGANDS_COLUMNS, REJECTED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -123,7 +126,9 @@ def neutral_donor_kind(atom: Chem.Atom, *, amide_nitrogen_donor: bool = False) -
             return None  # furan-type
         if orders == [Chem.BondType.DOUBLE]:
             nbr = atom.GetNeighbors()[0].GetSymbol()
-            return "carbonyl" if nbr == "C" else f"{nbr}=O"
+            if nbr == "C":
+                return "carbonyl"
+            return f"{nbr}=O" if nbr in ("N", "S", "P") else None  # not O=O
         if all(o == Chem.BondType.SINGLE for o in orders) and len(orders) + n_h == 2:
             if n_h >= 1:
                 return "hydroxyl" if n_h == 1 else "water"
@@ -135,10 +140,13 @@ def neutral_donor_kind(atom: Chem.Atom, *, amide_nitrogen_donor: bool = False) -
             return "pyridine"
         return None  # pyrrole-type: lone pair in the aromatic sextet
     if orders == [Chem.BondType.TRIPLE]:
-        return "nitrile"
+        return "nitrile" if atom.GetNeighbors()[0].GetSymbol() == "C" else None  # not N#N
     n_double = sum(o == Chem.BondType.DOUBLE for o in orders)
     if n_double == 1 and all(o in (Chem.BondType.SINGLE, Chem.BondType.DOUBLE) for o in orders):
-        return "imine"
+        partner = next(
+            b.GetOtherAtom(atom).GetSymbol() for b in atom.GetBonds() if b.GetBondType() == Chem.BondType.DOUBLE
+        )
+        return "imine" if partner in ("C", "N") else None  # imines, oximes, hydrazones, azo
     if all(o == Chem.BondType.SINGLE for o in orders) and len(orders) + n_h == 3:
         if is_amide_type_nitrogen(atom):
             return "amide-N" if amide_nitrogen_donor else None
@@ -154,7 +162,7 @@ def donor_sites(mol: Chem.Mol, *, amide_nitrogen_donor: bool = False) -> list[Do
         if kind is not None:
             sites.append(DonorSite(atom.GetIdx(), atom.GetSymbol(), kind, False))
         if is_acidic_site(atom):
-            sites.append(DonorSite(atom.GetIdx(), atom.GetSymbol(), "deprotonated", True))
+            sites.append(DonorSite(atom.GetIdx(), atom.GetSymbol(), anion_kind(atom), True))
     return sites
 
 
@@ -167,6 +175,40 @@ def is_acidic_site(atom: Chem.Atom) -> bool:
         and not atom.GetNumRadicalElectrons()
         and not _next_to_cation(atom)
     )
+
+
+def _has_double_bond_to(atom: Chem.Atom, elements: tuple[str, ...], exclude: int) -> bool:
+    return any(
+        b.GetBondType() in (Chem.BondType.DOUBLE, Chem.BondType.AROMATIC)
+        and b.GetOtherAtom(atom).GetIdx() != exclude
+        and b.GetOtherAtom(atom).GetSymbol() in elements
+        for b in atom.GetBonds()
+    )
+
+
+def anion_kind(atom: Chem.Atom) -> str:
+    """Chemical name of the donor made by deprotonating O-H/N-H ``atom`` (for bookkeeping)."""
+    nbrs = list(atom.GetNeighbors())
+    if atom.GetSymbol() == "O":
+        if not nbrs:
+            return "hydroxide"
+        nb = nbrs[0]
+        if nb.GetSymbol() == "N":
+            return "N-oxide anion (oximate, hydroxylamide)"
+        if nb.GetIsAromatic():
+            return "phenolate"
+        if _has_double_bond_to(nb, ("O", "S"), atom.GetIdx()):
+            return "carboxylate"
+        if _has_double_bond_to(nb, ("C", "N"), atom.GetIdx()):
+            return "enolate"
+        return "alkoxide"
+    if atom.GetIsAromatic():
+        return "aromatic N anion"
+    if any(b.GetBondType() == Chem.BondType.DOUBLE for b in atom.GetBonds()):
+        return "imine anion"
+    if is_amide_type_nitrogen(atom):
+        return "amidate"
+    return "amide anion"
 
 
 def deprotonate(mol: Chem.Mol, atom_index: int) -> Chem.Mol:
@@ -268,6 +310,7 @@ class LigandFilters:
     amide_nitrogen_donor: bool = False
     charged_inputs: str = "reject"  # or "neutralise"
     fragments: str = "reject"  # or "largest"
+    stability_rules: bool = True  # reject unstable parents (molecule_generator.unstable_reason)
 
     def __post_init__(self) -> None:
         bad = set(self.ligand_classes) - set(LIGAND_CLASSES)
@@ -295,6 +338,7 @@ class LigandFilters:
             amide_nitrogen_donor=bool(cfg.get("amide_nitrogen_donor", cls.amide_nitrogen_donor)),
             charged_inputs=str(cfg.get("charged_inputs", cls.charged_inputs)),
             fragments=str(cfg.get("fragments", cls.fragments)),
+            stability_rules=bool(cfg.get("stability_rules", cls.stability_rules)),
         )
 
 
@@ -366,6 +410,10 @@ def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
     )
     if bad_rings:
         raise ParentRejected(f"ring size not allowed: {', '.join(map(str, bad_rings))}")
+    if filters.stability_rules:
+        why = unstable_reason(mol)
+        if why:
+            raise ParentRejected(f"unstable: {why}")
     return mol
 
 
@@ -473,6 +521,7 @@ def enumerate_ligands(
                     lg.n_heavy,
                     parent,
                     where,
+                    lg.donor_kind,
                 )
     finally:
         RDLogger.EnableLog("rdApp.*")
@@ -495,14 +544,13 @@ def subsample_ligands(ligands: pd.DataFrame, max_ligands: int | None, seed: int)
     """At most ``max_ligands`` rows, stratified by ligand class, chosen deterministically by seed.
 
     Each class keeps a share proportional to its size (largest remainders get the leftover
-    slots, at least one per class present). Within a class the rows with the smallest
-    sha256(seed, ligand_id) are kept, so the choice does not depend on row order and a ligand
-    kept from a set is kept from any superset with the same class sizes. Output keeps input order.
+    slots). Within a class the rows with the smallest sha256(seed, ligand_id) are kept, so the
+    choice depends on the set of ligands and the seed, not on row order. Output keeps input order.
     """
+    if max_ligands is not None and max_ligands < 0:
+        raise ValueError("max_ligands must be >= 0")
     if max_ligands is None or len(ligands) <= max_ligands:
         return ligands
-    if max_ligands < 0:
-        raise ValueError("max_ligands must be >= 0")
     counts = ligands["ligand_class"].value_counts()
     classes = sorted(counts.index, key=lambda c: (LIGAND_CLASSES.index(c) if c in LIGAND_CLASSES else 99, c))
     total = int(counts.sum())

@@ -31,6 +31,8 @@ LIGANDS_COLUMNS: Final = (
     "n_heavy",  # heavy atoms of L
     "parent_smiles",  # canonical SMILES of the neutral source molecule
     "source",  # where the parent came from (generator name or file)
+    "donor_kind",  # chemistry of the donor site: carbonyl, hydroxyl, ether, amine, imine, nitrile,
+    #               pyridine, amide-N, alkoxide, phenolate, enolate, carboxylate, amidate, ...
 )
 
 # results/ligands/rejected.tsv
