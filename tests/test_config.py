@@ -39,12 +39,22 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def test_defaults_are_filled(schema):
-    cfg = {"results_dir": "r", "seed": 1, "targets": ["ligands"]}
+def test_defaults_are_filled(schema, default_config):
+    cfg = copy.deepcopy(default_config)
+    for key in ("results_dir", "seed", "targets"):
+        del cfg[key]
     validate_config(cfg, schema)
-    for key, sub in schema["properties"].items():
-        if "default" in sub:
-            assert key in cfg
+    assert cfg["results_dir"] == schema["properties"]["results_dir"]["default"]
+    assert cfg["seed"] == schema["properties"]["seed"]["default"]
+    assert cfg["targets"] == schema["properties"]["targets"]["default"]
+
+
+def test_missing_stage_block_is_an_error(schema, default_config):
+    cfg = copy.deepcopy(default_config)
+    stage = next(k for k, v in cfg.items() if isinstance(v, dict))
+    del cfg[stage]
+    with pytest.raises(ConfigError, match=rf"'{stage}' is a required property"):
+        validate_config(cfg, schema)
 
 
 def test_misspelt_key_is_one_clear_error(schema, default_config):
