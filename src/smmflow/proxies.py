@@ -53,11 +53,13 @@ class ProxySettings:
     n_conformers: int = 8  # RDKit ETKDG conformers tried for the free ligand and the complex
     n_rotations: int = 12  # rotations about the Dy-donor axis scanned by the builder
     seed: int = 0
-    relax_mode: str = "rigid"  # rigid | flexible | rigid+flexible  (smmflow.xtb)
+    relax_mode: str = "rigid"  # axial | rigid | flexible | rigid+flexible  (smmflow.xtb)
+    waters: str = "fixed"  # fixed | rotate (each water turns about its fixed O)
     fmax_ev_a: float = 0.05
     max_steps: int = 200
+    maxstep_a: float = 0.2  # optimiser step cap per atom/body, A
     xtb_accuracy: float = 1.0
-    xtb_max_iter: int = 250
+    xtb_max_iter: int = 60  # SCC iterations before the EEQ/damped retry
     max_dy_donor_a: float = 3.0  # a relaxed Dy-donor distance above this = ligand left: failed
 
     @classmethod
@@ -77,7 +79,7 @@ def _com(symbols: tuple[str, ...], pos: np.ndarray) -> np.ndarray:
 
 def free_ligand_descriptors(symbols: tuple[str, ...], positions_a: np.ndarray, charge: int,
                             neighbors_of_donor: tuple[int, ...], *, accuracy: float = 1.0,
-                            max_iter: int = 250) -> dict[str, float]:
+                            max_iter: int = 60) -> dict[str, float]:
     """GFN2-xTB descriptors of a free ligand (atom 0 = donor); raises :class:`XtbError`."""
     from ase.data import atomic_numbers
 
@@ -136,7 +138,8 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
         atoms = build_complex(smiles, ligand_id=out[T.LIGAND_ID], n_rotations=s.n_rotations,
                               seed=s.seed, conformers=lc)
         relaxed, info = relax_complex(atoms, mode=s.relax_mode, fmax=s.fmax_ev_a, max_steps=s.max_steps,
-                                      accuracy=s.xtb_accuracy, max_iter=s.xtb_max_iter)
+                                      accuracy=s.xtb_accuracy, max_iter=s.xtb_max_iter, waters=s.waters,
+                                      maxstep=s.maxstep_a)
         out.update(structural_descriptors(relaxed))
         q = relaxed.get_initial_charges()
         d1, d2 = donor_indices(relaxed)
