@@ -59,7 +59,7 @@ class ProxySettings:
     max_steps: int = 200
     maxstep_a: float = 0.2  # optimiser step cap per atom/body, A
     xtb_accuracy: float = 1.0
-    xtb_max_iter: int = 60  # SCC iterations before the EEQ/damped retry
+    xtb_max_iter: int = 100  # SCC iterations before the EEQ/damped retry
     max_dy_donor_a: float = 3.0  # a relaxed Dy-donor distance above this = ligand left: failed
 
     @classmethod
