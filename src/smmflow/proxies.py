@@ -15,7 +15,8 @@ complex (:data:`~smmflow.tables.XTB_COMPLEX_COLUMNS`)
     deviation from an ideal D5h bipyramid, GFN2 charge on Dy, mean GFN2 charge of the two donors,
     number of GFN2 evaluations; the relaxed complex as extended XYZ.
 
-Chemistry failures (unparsable SMILES, no embedding, SCC failure, a ligand that leaves Dy) give a
+Chemistry failures (unparsable SMILES, no embedding, SCC failure, a ligand that leaves Dy or ends
+up bound through another of its atoms, a relaxation that does not converge) give a
 ``status='failed'`` row with a ``reason``; :func:`proxy_row` never raises for them.
 """
 
@@ -34,6 +35,7 @@ from smmflow import tables as T
 from smmflow.complexes import (
     LigandError,
     build_complex,
+    closest_non_donor_contacts,
     donor_indices,
     ligand_class_of,
     ligand_conformers,
@@ -148,8 +150,15 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
         out["xtb_opt_steps"] = int(info.n_steps)
         out["complex_xyz"] = to_extxyz(relaxed)
         far = max(out["dist_dy_donor1_a"], out["dist_dy_donor2_a"])
+        rebound = [(i, r) for (i, r), r_d in zip(closest_non_donor_contacts(relaxed),
+                                                 (out["dist_dy_donor1_a"], out["dist_dy_donor2_a"])) if r < r_d]
         if far > s.max_dy_donor_a:
             out["reason"] = f"ligand left Dy during relaxation (Dy-donor {far:.2f} A > {s.max_dy_donor_a} A)"
+        elif rebound:
+            i, r = rebound[0]
+            el = relaxed.get_chemical_symbols()[i]
+            out["reason"] = (f"ligand rebound through another atom during relaxation ({el}{i} at {r:.2f} A "
+                             f"from Dy, closer than the donor)")
         elif not info.converged:
             out["reason"] = (f"relaxation not converged in {s.max_steps} steps "
                              f"(max force {info.max_force_ev_a:.3f} eV/A)")
