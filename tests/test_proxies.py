@@ -255,3 +255,11 @@ def test_bad_relaxation_arguments():
         xtb.relax_complex(atoms, mode="fast")
     with pytest.raises(ValueError, match="water"):
         xtb.relax_complex(atoms, waters="free")
+
+
+def test_proxy_row_is_reproducible():
+    row = _lig("O=CN", "O", 0, "L5")
+    a, b = px.proxy_row(row, FAST), px.proxy_row(row, FAST)
+    assert a["status"] == b["status"] == T.STATUS_OK
+    for c in (*T.XTB_LIGAND_COLUMNS, *T.XTB_COMPLEX_COLUMNS):
+        assert a[c] == pytest.approx(b[c], abs=1e-8), c
