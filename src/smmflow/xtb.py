@@ -41,6 +41,8 @@ from smmflow.complexes import N_FRAME_ATOMS, donor_indices
 HARTREE_PER_BOHR_TO_EV_PER_A: float = C.HARTREE_TO_EV / C.BOHR_TO_ANGSTROM
 RELAX_MODES: tuple[str, ...] = ("axial", "rigid", "flexible", "rigid+flexible")
 WATER_MODES: tuple[str, ...] = ("fixed", "rotate")
+#: initial BFGS Hessian (eV/A^2) for rigid-body coordinates (Cartesian atoms use ASE's 70)
+RIGID_H0_EV_A2: float = 3.0  # 3 needed ~25% fewer steps than 10 and 40% fewer than 30 (8 ligands)
 
 
 class XtbError(RuntimeError):
@@ -329,7 +331,7 @@ def _relax_rigid(engine: GFN2Engine, positions: np.ndarray, bodies: list[RigidBo
         return e * C.HARTREE_TO_EV, jac
 
     x, converged = bfgs_trust(fun, np.zeros(k), groups, fmax=fmax, max_steps=max_steps, maxstep=maxstep,
-                              h0=10.0)
+                              h0=RIGID_H0_EV_A2)
     pos = unpack(x)
     if not np.allclose(pos, engine.last_positions):
         engine.compute(pos)
@@ -366,7 +368,7 @@ def _relax_axial(engine: GFN2Engine, positions: np.ndarray, slices: list[slice],
 
     groups = [np.array([i]) for i in range(2 * len(slices))]
     x, converged = bfgs_trust(fun, np.zeros(2 * len(slices)), groups, fmax=fmax, max_steps=max_steps,
-                              maxstep=maxstep, h0=10.0)
+                              maxstep=maxstep, h0=RIGID_H0_EV_A2)
     pos = unpack(x)
     if not np.allclose(pos, engine.last_positions):
         engine.compute(pos)
