@@ -137,3 +137,24 @@ def test_cli_build_writes_extxyz(tmp_path):
     back = cx.from_extxyz(out.read_text())
     assert back.info["charge"] == 3
     assert cx.main(["CC"]) == 1  # no donor: clear error, exit code 1
+
+
+def test_closest_non_donor_contact_detects_rebinding():
+    atoms = cx.build_complex("OCC=O", seed=0)
+    (i1, r1), _ = cx.closest_non_donor_contacts(atoms)
+    assert r1 > cx.dy_donor_distances(atoms)[0]
+    # move the carbonyl O of ligand 1 next to Dy: it is now the closest ligand atom
+    p = atoms.get_positions()
+    o2 = [i for i in range(17, 16 + atoms.info["n_ligand_atoms"]) if atoms[i].symbol == "O"][0]
+    p[o2] = [0.3, 0.3, 1.9]
+    atoms.set_positions(p)
+    (i1, r1), _ = cx.closest_non_donor_contacts(atoms)
+    assert i1 == o2 and r1 < cx.dy_donor_distances(atoms)[0]
+
+
+def test_cli_build_relax(tmp_path):
+    out = tmp_path / "r.xyz"
+    assert cx.main(["N#CC", "--relax", "--mode", "axial", "-o", str(out)]) == 0
+    back = cx.from_extxyz(out.read_text())
+    assert len(back.get_initial_charges()) == len(back)
+    assert 2.0 < cx.dy_donor_distances(back)[0] < 2.7

@@ -209,3 +209,57 @@ def test_dft_bad_rows_and_subset():
     a, b = dft.select_subset(df, 4, seed=1), dft.select_subset(df, 4, seed=1)
     assert list(a["ligand_id"]) == list(b["ligand_id"]) and len(a) == 4
     assert len(dft.select_subset(df, 0, seed=1)) == 10
+
+
+def test_axial_mode_moves_ligands_only_along_and_about_the_axis():
+    atoms = cx.build_complex("OC", seed=0)
+    relaxed, info = xtb.relax_complex(atoms, mode="axial", fmax=0.05)
+    assert info.converged
+    d = cx.structural_descriptors(relaxed)
+    assert d["angle_l_dy_l_deg"] == pytest.approx(180.0, abs=1e-6)
+    d1 = atoms.info["donor_indices"][0]
+    # donor stays on the z axis
+    assert np.allclose(relaxed.positions[d1, :2], 0.0, atol=1e-9)
+    e0 = xtb.gfn2_singlepoint(atoms.numbers, atoms.positions, 3).energy_eh
+    assert info.energy_eh < e0
+
+
+def test_water_rotation_keeps_the_pentagon():
+    atoms = cx.build_complex("[O-]C", seed=0)
+    relaxed, info = xtb.relax_complex(atoms, mode="rigid", waters="rotate", fmax=0.1)
+    o = [1, 4, 7, 10, 13]
+    assert np.allclose(relaxed.positions[o], atoms.positions[o])
+    assert np.allclose(relaxed.positions[0], 0.0)
+    oh = np.linalg.norm(relaxed.positions[[2, 3]] - relaxed.positions[1], axis=1)
+    assert np.allclose(oh, 0.96, atol=1e-6)  # waters rotate rigidly
+
+
+def test_bfgs_trust_minimises_a_quadratic_with_capped_steps():
+    a = np.diag([1.0, 10.0, 0.1])
+    x0 = np.array([1.0, -1.0, 2.0])
+    seen = []
+
+    def fun(x):
+        seen.append(x.copy())
+        return 0.5 * x @ a @ x, a @ x
+
+    x, ok = xtb.bfgs_trust(fun, x0, [np.arange(3)], fmax=1e-6, max_steps=200, maxstep=0.3, h0=1.0)
+    assert ok and np.allclose(x, 0.0, atol=1e-5)
+    steps = np.linalg.norm(np.diff(np.array(seen), axis=0), axis=1)
+    assert steps.max() <= 0.3 + 1e-12
+
+
+def test_bad_relaxation_arguments():
+    atoms = cx.build_complex("OC", seed=0)
+    with pytest.raises(ValueError, match="mode"):
+        xtb.relax_complex(atoms, mode="fast")
+    with pytest.raises(ValueError, match="water"):
+        xtb.relax_complex(atoms, waters="free")
+
+
+def test_proxy_row_is_reproducible():
+    row = _lig("O=CN", "O", 0, "L5")
+    a, b = px.proxy_row(row, FAST), px.proxy_row(row, FAST)
+    assert a["status"] == b["status"] == T.STATUS_OK
+    for c in (*T.XTB_LIGAND_COLUMNS, *T.XTB_COMPLEX_COLUMNS):
+        assert a[c] == pytest.approx(b[c], abs=1e-8), c

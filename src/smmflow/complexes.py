@@ -376,6 +376,20 @@ def structural_descriptors(atoms) -> dict[str, float]:
     }
 
 
+def closest_non_donor_contacts(atoms) -> list[tuple[int, float]]:
+    """Per ligand, (index, Dy distance) of its heavy atom other than the donor nearest to Dy.
+
+    A value below the Dy-donor distance means the ligand now binds through another atom."""
+    p = atoms.get_positions()
+    sym = atoms.get_chemical_symbols()
+    d1, d2 = donor_indices(atoms)
+    out = []
+    for start, stop in ((d1, d2), (d2, len(atoms))):
+        cand = [(i, float(np.linalg.norm(p[i] - p[0]))) for i in range(start + 1, stop) if sym[i] != "H"]
+        out.append(min(cand, key=lambda t: t[1]) if cand else (-1, math.inf))
+    return out
+
+
 def min_interatomic_distance(atoms) -> float:
     p = atoms.get_positions()
     d = np.linalg.norm(p[:, None] - p[None, :], axis=-1)
@@ -426,8 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="smmflow build", description=__doc__.split("\n")[0])
     ap.add_argument("smiles", help="ligand SMILES, donor atom first")
     ap.add_argument("--relax", action="store_true", help="GFN2-xTB relaxation of the axial ligands")
-    ap.add_argument("--mode", choices=("rigid", "flexible", "rigid+flexible"), default="rigid",
+    ap.add_argument("--mode", choices=("axial", "rigid", "flexible", "rigid+flexible"), default="rigid",
                     help="relaxation mode (see smmflow.xtb.relax_complex)")
+    ap.add_argument("--waters", choices=("fixed", "rotate"), default="fixed",
+                    help="equatorial waters frozen, or turning about their fixed O")
     ap.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/A (default 0.05)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ligand-id", default="")
@@ -438,10 +454,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.relax:
             from smmflow.xtb import relax_complex
 
-            atoms, info = relax_complex(atoms, mode=args.mode, fmax=args.fmax)
+            atoms, info = relax_complex(atoms, mode=args.mode, fmax=args.fmax, waters=args.waters)
             print(f"relaxed: {info.n_steps} steps, converged={info.converged}, E={info.energy_eh:.6f} Eh",
                   file=sys.stderr)
-    except (LigandError, RuntimeError) as exc:
+    except (LigandError, RuntimeError, ValueError) as exc:
         print(f"smmflow build: {exc}", file=sys.stderr)
         return 1
     for k, v in structural_descriptors(atoms).items():

@@ -15,7 +15,8 @@ complex (:data:`~smmflow.tables.XTB_COMPLEX_COLUMNS`)
     deviation from an ideal D5h bipyramid, GFN2 charge on Dy, mean GFN2 charge of the two donors,
     number of GFN2 evaluations; the relaxed complex as extended XYZ.
 
-Chemistry failures (unparsable SMILES, no embedding, SCC failure, a ligand that leaves Dy) give a
+Chemistry failures (unparsable SMILES, no embedding, SCC failure, a ligand that leaves Dy or ends
+up bound through another of its atoms, a relaxation that does not converge) give a
 ``status='failed'`` row with a ``reason``; :func:`proxy_row` never raises for them.
 """
 
@@ -34,6 +35,7 @@ from smmflow import tables as T
 from smmflow.complexes import (
     LigandError,
     build_complex,
+    closest_non_donor_contacts,
     donor_indices,
     ligand_class_of,
     ligand_conformers,
@@ -53,11 +55,13 @@ class ProxySettings:
     n_conformers: int = 8  # RDKit ETKDG conformers tried for the free ligand and the complex
     n_rotations: int = 12  # rotations about the Dy-donor axis scanned by the builder
     seed: int = 0
-    relax_mode: str = "rigid"  # rigid | flexible | rigid+flexible  (smmflow.xtb)
+    relax_mode: str = "rigid"  # axial | rigid | flexible | rigid+flexible  (smmflow.xtb)
+    waters: str = "fixed"  # fixed | rotate (each water turns about its fixed O)
     fmax_ev_a: float = 0.05
     max_steps: int = 200
+    maxstep_a: float = 0.2  # optimiser step cap per atom/body, A
     xtb_accuracy: float = 1.0
-    xtb_max_iter: int = 250
+    xtb_max_iter: int = 100  # SCC iterations before the EEQ/damped retry
     max_dy_donor_a: float = 3.0  # a relaxed Dy-donor distance above this = ligand left: failed
 
     @classmethod
@@ -77,7 +81,7 @@ def _com(symbols: tuple[str, ...], pos: np.ndarray) -> np.ndarray:
 
 def free_ligand_descriptors(symbols: tuple[str, ...], positions_a: np.ndarray, charge: int,
                             neighbors_of_donor: tuple[int, ...], *, accuracy: float = 1.0,
-                            max_iter: int = 250) -> dict[str, float]:
+                            max_iter: int = 60) -> dict[str, float]:
     """GFN2-xTB descriptors of a free ligand (atom 0 = donor); raises :class:`XtbError`."""
     from ase.data import atomic_numbers
 
@@ -136,7 +140,8 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
         atoms = build_complex(smiles, ligand_id=out[T.LIGAND_ID], n_rotations=s.n_rotations,
                               seed=s.seed, conformers=lc)
         relaxed, info = relax_complex(atoms, mode=s.relax_mode, fmax=s.fmax_ev_a, max_steps=s.max_steps,
-                                      accuracy=s.xtb_accuracy, max_iter=s.xtb_max_iter)
+                                      accuracy=s.xtb_accuracy, max_iter=s.xtb_max_iter, waters=s.waters,
+                                      maxstep=s.maxstep_a)
         out.update(structural_descriptors(relaxed))
         q = relaxed.get_initial_charges()
         d1, d2 = donor_indices(relaxed)
@@ -145,8 +150,15 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
         out["xtb_opt_steps"] = int(info.n_steps)
         out["complex_xyz"] = to_extxyz(relaxed)
         far = max(out["dist_dy_donor1_a"], out["dist_dy_donor2_a"])
+        rebound = [(i, r) for (i, r), r_d in zip(closest_non_donor_contacts(relaxed),
+                                                 (out["dist_dy_donor1_a"], out["dist_dy_donor2_a"])) if r < r_d]
         if far > s.max_dy_donor_a:
             out["reason"] = f"ligand left Dy during relaxation (Dy-donor {far:.2f} A > {s.max_dy_donor_a} A)"
+        elif rebound:
+            i, r = rebound[0]
+            el = relaxed.get_chemical_symbols()[i]
+            out["reason"] = (f"ligand rebound through another atom during relaxation ({el}{i} at {r:.2f} A "
+                             f"from Dy, closer than the donor)")
         elif not info.converged:
             out["reason"] = (f"relaxation not converged in {s.max_steps} steps "
                              f"(max force {info.max_force_ev_a:.3f} eV/A)")
