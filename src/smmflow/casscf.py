@@ -1,0 +1,626 @@
+"""SA-CASSCF(9,7) over the 21 sextets of Dy(III) 4f^9, with spin-orbit state interaction and
+magnetic properties, for [Dy(H2O)5L2] complexes at three fidelity tiers.
+
+Method (see docs/casscf.md)
+---------------------------
+* Scalar relativity sfx2c1e; all-electron segmented ``x2c-SVPall`` basis by default (per element
+  configurable, :mod:`smmflow.basis`).
+* Ms = 5/2 sector, CAS(9,7) with nelecas = (7, 2): exactly 21 determinants = the 21 sextets
+  (6H, 6F, 6P); all 21 are state-averaged with equal weights.
+* The 7 active orbitals are chosen by Dy 4f Mulliken population, never by orbital energy.
+* Start: the free Dy3+ SA-CASSCF orbitals (computed once per basis and cached), combined for the
+  embedded/full tiers with closed-shell orbitals of the ligand shell computed in the field of a +3
+  point charge at Dy ("ion + fragments" start).
+* Tiers: ``pointcharge`` (Dy3+ quantum, every other atom a point charge with its xTB charge),
+  ``embedded`` (Dy + the five waters + each ligand's donor atom and its bonded neighbours quantum,
+  cut bonds capped with H link atoms, the rest point charges; charges of atoms bonded to the quantum
+  region are zeroed), ``full`` (the whole complex quantum).
+* Spin-orbit: :mod:`smmflow.spin_orbit` (BP one-electron + AMFI two-electron on the bare Dy);
+  magnetism: :mod:`smmflow.magnetism`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smmflow import magnetism, spin_orbit
+from smmflow.basis import DEFAULT_BASIS, basis_map
+from smmflow.constants import (
+    ANGSTROM_TO_BOHR,
+    DY_4F_ELECTRONS,
+    DY_ION_CHARGE,
+    DY_Z,
+    HARTREE_TO_CM1,
+    N_KRAMERS_DOUBLETS_GROUND_MULTIPLET,
+)
+
+log = logging.getLogger(__name__)
+
+TIERS = ("pointcharge", "embedded", "full")
+NCAS = 7
+NELECAS = (7, 2)  # Ms = 5/2: 21 determinants = 21 sextets
+N_SEXTETS = 21
+SPIN_S = 2.5
+DY_CORE_ORBITALS = (DY_Z - DY_ION_CHARGE - DY_4F_ELECTRONS) // 2  # 27 doubly occupied in Dy3+
+WATER_ATOMS = slice(1, 16)
+LINK_H_DISTANCE_A = {"C": 1.09, "N": 1.01, "O": 0.96, "S": 1.34}
+
+
+class CasscfFailure(RuntimeError):
+    """A physically failed calculation (not a bug): reported as status=failed with the message."""
+
+
+@dataclass
+class CasscfSettings:
+    """Knobs of one SA-CASSCF+SO run (all have working defaults)."""
+
+    tier: str = "pointcharge"
+    basis: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BASIS))
+    density_fit: bool = True  # DF for embedded/full (pointcharge uses exact Dy-only integrals)
+    auxbasis: str | None = None  # None: PySCF's even-tempered default
+    conv_tol: float = 1e-9  # SA energy, hartree
+    conv_tol_grad: float = 1e-4
+    max_cycle_macro: int = 40
+    soc_scale: float = 1.0  # multiply the SOC operator (BP-AMFI overestimates zeta by ~5%)
+    f_population_min: float = 0.80  # every active orbital must be at least this Dy-f
+    kramers_tol_cm1: float = 0.01
+    max_memory_mb: int = 4000
+    cache_dir: str | None = None  # where the free-ion reference (orbitals + AMFI) is cached
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise ValueError(f"unknown tier {self.tier!r}; choose one of {', '.join(TIERS)}")
+
+    def key(self) -> str:
+        """Hash of what the free-ion reference depends on (basis only)."""
+        return hashlib.sha256(json.dumps(sorted(self.basis.items())).encode()).hexdigest()[:16]
+
+
+@dataclass
+class QuantumRegion:
+    """What is treated quantum mechanically and what as point charges (coordinates in angstrom)."""
+
+    symbols: list[str]
+    coords: np.ndarray
+    charge: int
+    mm_coords: np.ndarray
+    mm_charges: np.ndarray
+    n_link_atoms: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Partitioning of the complex into tiers
+# ---------------------------------------------------------------------------------------------
+
+
+def ligand_charge_of(atoms) -> int:
+    """Formal charge of each axial ligand from the complex charge (3 + 2 q(L))."""
+    q = int(atoms.info["charge"])
+    if (q - DY_ION_CHARGE) % 2:
+        raise ValueError(f"complex charge {q} is not 3 + 2 q(L)")
+    return (q - DY_ION_CHARGE) // 2
+
+
+def _check_geometry(atoms) -> None:
+    if len(atoms) == 0 or atoms[0].symbol != "Dy":
+        raise ValueError("atom 0 of the complex must be Dy (geometry contract)")
+    if "charge" not in atoms.info:
+        raise ValueError("atoms.info['charge'] is missing")
+    if int(np.sum(atoms.numbers == DY_Z)) != 1:
+        raise ValueError("the complex must contain exactly one Dy")
+
+
+def _point_charges(atoms) -> np.ndarray:
+    if "initial_charges" not in atoms.arrays:
+        raise ValueError("tier needs atomic point charges in atoms.arrays['initial_charges'] (xTB)")
+    return np.asarray(atoms.arrays["initial_charges"], dtype=float)
+
+
+def fragment_ids(atoms) -> np.ndarray:
+    """Fragment of each atom per the geometry contract: 0 Dy, 1..5 waters, 6 ligand 1, 7 ligand 2."""
+    n = len(atoms)
+    nl = int(atoms.info.get("n_ligand_atoms", max(0, (n - 16) // 2)))
+    frag = np.zeros(n, dtype=int)
+    for i in range(1, min(n, 16)):
+        frag[i] = (i - 1) // 3 + 1
+    frag[16 : 16 + nl] = 6
+    frag[16 + nl :] = 7
+    return frag
+
+
+def ligand_bond_graph(atoms) -> list[set[int]]:
+    """Covalent neighbours of every atom from covalent radii, within one fragment only (no Dy bonds,
+    no water-ligand contacts)."""
+    from ase.neighborlist import NeighborList, natural_cutoffs
+
+    nl = NeighborList(natural_cutoffs(atoms, mult=1.1), skin=0.0, self_interaction=False, bothways=True)
+    nl.update(atoms)
+    frag = fragment_ids(atoms)
+    nbrs = []
+    for i in range(len(atoms)):
+        idx, _ = nl.get_neighbors(i)
+        nbrs.append({int(j) for j in idx if frag[i] != 0 and frag[j] == frag[i]})
+    return nbrs
+
+
+def donor_indices(atoms) -> list[int]:
+    """The two axial donor atoms: from ``atoms.info['donor_indices']`` or the two non-water atoms nearest Dy."""
+    if "donor_indices" in atoms.info:
+        return [int(i) for i in atoms.info["donor_indices"]]
+    d = np.linalg.norm(atoms.positions - atoms.positions[0], axis=1)
+    cand = [i for i in np.argsort(d) if i >= 16 and atoms[i].symbol != "H"]
+    if len(cand) < 2:
+        raise ValueError("cannot identify two axial donor atoms")
+    return [int(cand[0]), int(cand[1])]
+
+
+def partition(atoms, tier: str) -> QuantumRegion:
+    """Split the complex into a quantum region and point charges for ``tier``."""
+    _check_geometry(atoms)
+    charge = int(atoms.info["charge"])
+    pos = atoms.positions
+    sym = atoms.get_chemical_symbols()
+    if tier == "full":
+        return QuantumRegion(sym, pos.copy(), charge, np.zeros((0, 3)), np.zeros(0))
+    q = _point_charges(atoms)
+    if tier == "pointcharge":
+        return QuantumRegion(["Dy"], pos[:1].copy(), DY_ION_CHARGE, pos[1:].copy(), q[1:].copy())
+    if tier != "embedded":
+        raise ValueError(f"unknown tier {tier!r}")
+    nbrs = ligand_bond_graph(atoms)
+    quantum = set(range(0, 16)) if len(atoms) >= 16 else {0}
+    for d in donor_indices(atoms):
+        quantum.add(d)
+        quantum |= nbrs[d]
+    # hydrogens on quantum heavy atoms come along (no dangling X-H cut)
+    for i in list(quantum):
+        quantum |= {j for j in nbrs[i] if sym[j] == "H"}
+    qidx = sorted(quantum)
+    link_sym, link_pos, boundary = [], [], set()
+    for i in qidx:
+        for j in sorted(nbrs[i] - quantum):
+            boundary.add(j)
+            bond = pos[j] - pos[i]
+            r = LINK_H_DISTANCE_A.get(sym[i], 1.09)
+            link_sym.append("H")
+            link_pos.append(pos[i] + bond / np.linalg.norm(bond) * r)
+    mm = [j for j in range(len(atoms)) if j not in quantum]
+    mmq = np.array([0.0 if j in boundary else q[j] for j in mm])
+    qcharge = DY_ION_CHARGE + 2 * ligand_charge_of(atoms)
+    coords = np.vstack([pos[qidx], np.array(link_pos).reshape(-1, 3)])
+    return QuantumRegion(
+        [sym[i] for i in qidx] + link_sym, coords, qcharge, pos[mm].copy(), mmq, len(link_sym)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Molecule, point charges, integrals
+# ---------------------------------------------------------------------------------------------
+
+
+def build_molecule(symbols, coords_a, charge: int, spin: int, settings: CasscfSettings):
+    """PySCF molecule (angstrom input) with the configured basis per element."""
+    from pyscf import gto
+
+    atom = [(s, tuple(float(x) for x in c)) for s, c in zip(symbols, coords_a)]
+    mol = gto.Mole()
+    mol.atom = atom
+    mol.unit = "Angstrom"
+    mol.basis = basis_map(set(symbols), settings.basis)
+    mol.charge = int(charge)
+    mol.spin = int(spin)
+    mol.verbose = 0
+    mol.max_memory = settings.max_memory_mb
+    mol.build()
+    return mol
+
+
+def point_charge_potential(mol, coords_a: np.ndarray, charges: np.ndarray) -> np.ndarray:
+    """One-electron potential matrix of point charges (electron attraction sign), (nao, nao)."""
+    if len(charges) == 0:
+        return np.zeros((mol.nao, mol.nao))
+    from pyscf import df, gto
+
+    fake = gto.fakemol_for_charges(np.asarray(coords_a) * ANGSTROM_TO_BOHR)
+    j3c = df.incore.aux_e2(mol, fake, intor="int3c2e", aosym="s1")
+    return -np.einsum("ijk,k->ij", j3c, np.asarray(charges, dtype=float))
+
+
+def dy_f_population(mol, mo: np.ndarray, atom_id: int = 0) -> np.ndarray:
+    """Mulliken population of each MO on the f functions of atom ``atom_id`` (Dy)."""
+    s = mol.intor_symmetric("int1e_ovlp")
+    labels = mol.ao_labels(fmt=False)
+    fidx = [i for i, lab in enumerate(labels) if lab[0] == atom_id and lab[2][-1] == "f"]
+    return np.einsum("mi,mi->i", mo[fidx], (s @ mo)[fidx])
+
+
+def select_4f_orbitals(mol, mo: np.ndarray, candidates: np.ndarray, ncas: int = NCAS) -> tuple[np.ndarray, np.ndarray]:
+    """The ``ncas`` MOs among ``candidates`` with the largest Dy-f population (and their populations)."""
+    pop = dy_f_population(mol, mo[:, candidates])
+    order = np.argsort(-pop)[:ncas]
+    return np.asarray(candidates)[np.sort(order)], pop[np.sort(order)]
+
+
+# ---------------------------------------------------------------------------------------------
+# SA-CASSCF
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SaCasscfOutcome:
+    mc: Any
+    converged: bool
+    macro_iterations: int
+    history: list[dict]
+    e_states: np.ndarray
+    ci: list[np.ndarray]
+    mo_coeff: np.ndarray
+    ncore: int
+
+
+def _make_scf(mol, hcore_extra: np.ndarray | None, settings: CasscfSettings, use_df: bool, eri=None):
+    from pyscf import scf
+
+    mf = scf.ROHF(mol).sfx2c1e()
+    if use_df:
+        mf = mf.density_fit(auxbasis=settings.auxbasis)
+    h = mf.get_hcore(mol)
+    if hcore_extra is not None:
+        h = h + hcore_extra
+    mf.get_hcore = lambda *args, **kwargs: h
+    if eri is not None:
+        mf._eri = eri
+    return mf
+
+
+def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> SaCasscfOutcome:
+    """SA-CASSCF(9,7) over all 21 sextets from the start orbitals ``mo0`` (core | 7 active | virtual)."""
+    from pyscf import mcscf
+
+    mol = mf.mol
+    if 2 * ncore + sum(NELECAS) != mol.nelectron:
+        raise ValueError(f"electron count mismatch: 2*{ncore} + 9 != {mol.nelectron}")
+    if getattr(mf, "with_df", None) is not None:
+        mc = mcscf.DFCASSCF(mf, NCAS, NELECAS, ncore=ncore)
+    else:
+        mc = mcscf.CASSCF(mf, NCAS, NELECAS, ncore=ncore)
+    mc = mc.state_average_([1.0 / N_SEXTETS] * N_SEXTETS)
+    mc.fcisolver.nroots = N_SEXTETS
+    mc.conv_tol = settings.conv_tol
+    mc.conv_tol_grad = settings.conv_tol_grad
+    mc.max_cycle_macro = settings.max_cycle_macro
+    mc.verbose = 0
+    history: list[dict] = []
+
+    def callback(envs: dict) -> None:
+        history.append(
+            {
+                "macro": int(envs.get("imacro", len(history))) + 1,
+                "e_tot": float(envs.get("e_tot", np.nan)),
+                "de": float(envs.get("de", np.nan)) if envs.get("de") is not None else None,
+                "norm_gorb": float(envs.get("norm_gorb", np.nan)),
+            }
+        )
+
+    mc.callback = callback
+    mc.kernel(mo0)
+    e_states = np.asarray(mc.e_states)
+    ci = list(mc.ci)
+    if len(ci) != N_SEXTETS:
+        raise CasscfFailure(f"CASCI returned {len(ci)} roots, expected {N_SEXTETS}")
+    return SaCasscfOutcome(mc, bool(mc.converged), len(history), history, e_states, ci, mc.mo_coeff, ncore)
+
+
+# ---------------------------------------------------------------------------------------------
+# Free Dy3+ reference: start orbitals + AMFI (geometry independent, cached)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FreeIonReference:
+    mo_coeff: np.ndarray  # (nao_dy, nmo): core | 4f | virtual
+    e_states: np.ndarray
+    amfi: np.ndarray  # (3, nao_dy, nao_dy) real antisymmetric SOMF two-electron part
+    eri: np.ndarray | None = None  # Dy-only AO ERIs (memory only)
+    wall_s: float = 0.0
+
+
+_FREE_ION_MEMO: dict[str, FreeIonReference] = {}
+
+
+def _free_ion_path(settings: CasscfSettings) -> Path | None:
+    if not settings.cache_dir:
+        return None
+    return Path(settings.cache_dir) / f"dy3_free_ion_{settings.key()}.npz"
+
+
+def free_ion_reference(settings: CasscfSettings) -> FreeIonReference:
+    """SA-CASSCF orbitals and AMFI operator of the bare Dy3+ ion, from memory, disk or computed."""
+    key = settings.key()
+    if key in _FREE_ION_MEMO:
+        return _FREE_ION_MEMO[key]
+    mol = build_molecule(["Dy"], np.zeros((1, 3)), DY_ION_CHARGE, 5, settings)
+    path = _free_ion_path(settings)
+    ref = None
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as z:
+                ref = FreeIonReference(z["mo_coeff"], z["e_states"], z["amfi"], wall_s=float(z["wall_s"]))
+            if ref.mo_coeff.shape[0] != mol.nao:
+                ref = None
+        except (OSError, KeyError, ValueError):
+            ref = None
+    if ref is None:
+        ref = _compute_free_ion(mol, settings)
+        if path is not None:
+            from smmflow.io import atomic_path
+
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, mo_coeff=ref.mo_coeff, e_states=ref.e_states, amfi=ref.amfi, wall_s=ref.wall_s)
+    ref.eri = mol.intor("int2e", aosym="s8")
+    _FREE_ION_MEMO[key] = ref
+    return ref
+
+
+def _compute_free_ion(mol, settings: CasscfSettings) -> FreeIonReference:
+    from pyscf import scf
+
+    t0 = time.perf_counter()
+    mf = scf.ROHF(mol).sfx2c1e()
+    mf.conv_tol = 1e-9
+    mf.max_cycle = 200
+    mf.kernel()
+    if not mf.converged:
+        mf = scf.newton(mf)
+        mf.kernel(mf.mo_coeff, mf.mo_occ)
+    nocc = int(np.count_nonzero(mf.mo_occ))
+    cand = np.arange(min(mol.nao, nocc + NCAS))
+    act, _ = select_4f_orbitals(mol, mf.mo_coeff, cand)
+    mo0 = _reorder(mf.mo_coeff, act, DY_CORE_ORBITALS)
+    mf_ci = _make_scf(mol, None, settings, use_df=False)
+    out = run_sa_casscf(mf_ci, mo0, DY_CORE_ORBITALS, settings)
+    if not out.converged:
+        raise CasscfFailure("free-ion SA-CASSCF did not converge")
+    dm = _sa_density(out)
+    f_shells = [i for i in range(mol.nbas) if mol.bas_angular(i) == 3]
+    amfi = spin_orbit.somf_two_electron_ao(mol, dm, f_shells)
+    return FreeIonReference(out.mo_coeff, out.e_states, amfi, wall_s=time.perf_counter() - t0)
+
+
+def _reorder(mo: np.ndarray, act: np.ndarray, ncore: int) -> np.ndarray:
+    """Put the ``act`` columns right after the first ``ncore`` non-active columns."""
+    rest = [i for i in range(mo.shape[1]) if i not in set(act.tolist())]
+    order = rest[:ncore] + list(act) + rest[ncore:]
+    return mo[:, order]
+
+
+def _sa_density(out: SaCasscfOutcome) -> np.ndarray:
+    """State-averaged spin-summed AO density of an SA-CASSCF outcome."""
+    mc = out.mc
+    casdm1 = mc.fcisolver.make_rdm1(out.ci, NCAS, NELECAS)
+    mo = out.mo_coeff
+    core = mo[:, : out.ncore]
+    act = mo[:, out.ncore : out.ncore + NCAS]
+    return 2.0 * core @ core.T + act @ casdm1 @ act.T
+
+
+# ---------------------------------------------------------------------------------------------
+# Start orbitals for a complex
+# ---------------------------------------------------------------------------------------------
+
+
+def _lowdin(c: np.ndarray, s: np.ndarray) -> np.ndarray:
+    m = c.T @ s @ c
+    w, v = np.linalg.eigh(m)
+    keep = w > 1e-8
+    return c @ v[:, keep] @ np.diag(w[keep] ** -0.5) @ v[:, keep].T if keep.all() else c @ v[:, keep] @ np.diag(w[keep] ** -0.5)
+
+
+def _project_out(c: np.ndarray, occ: np.ndarray, s: np.ndarray) -> np.ndarray:
+    return c - occ @ (occ.T @ s @ c)
+
+
+def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, settings: CasscfSettings) -> tuple[np.ndarray, int, dict]:
+    """Start orbitals (core | 4f | virtual) and ncore for a complex whose atom 0 is Dy.
+
+    Dy: the free-ion SA-CASSCF orbitals. Ligand shell: closed-shell RHF of the non-Dy quantum atoms
+    in the field of a +3 point charge at Dy and of the region's point charges.
+    """
+    from pyscf import scf
+
+    nao_dy = ref.mo_coeff.shape[0]
+    if mol.aoslice_by_atom()[0][3] != nao_dy:
+        raise ValueError("Dy basis in the complex differs from the free-ion reference basis")
+    info: dict[str, Any] = {}
+    c_dy = ref.mo_coeff
+    if mol.natm == 1:
+        return c_dy.copy(), DY_CORE_ORBITALS, info
+    t0 = time.perf_counter()
+    env_sym = region.symbols[1:]
+    env = build_molecule(env_sym, region.coords[1:], region.charge - DY_ION_CHARGE, 0, settings)
+    if env.nelectron % 2:
+        raise CasscfFailure("ligand shell has an odd electron count (radical ligand?)")
+    v = point_charge_potential(
+        env,
+        np.vstack([region.coords[:1], region.mm_coords]),
+        np.concatenate([[float(DY_ION_CHARGE)], region.mm_charges]),
+    )
+    mf = scf.RHF(env).sfx2c1e()
+    if settings.density_fit:
+        mf = mf.density_fit(auxbasis=settings.auxbasis)
+    h = mf.get_hcore(env) + v
+    mf.get_hcore = lambda *a, **k: h
+    mf.conv_tol = 1e-7
+    mf.max_cycle = 100
+    mf.kernel()
+    info["ligand_shell_scf_converged"] = bool(mf.converged)
+    info["ligand_shell_scf_s"] = time.perf_counter() - t0
+    nocc_env = env.nelectron // 2
+    nao = mol.nao
+    c_env = mf.mo_coeff
+    def embed(block_dy=None, block_env=None):
+        cols = []
+        if block_dy is not None:
+            x = np.zeros((nao, block_dy.shape[1]))
+            x[:nao_dy] = block_dy
+            cols.append(x)
+        if block_env is not None:
+            x = np.zeros((nao, block_env.shape[1]))
+            x[nao_dy:] = block_env
+            cols.append(x)
+        return np.hstack(cols)
+
+    s = mol.intor_symmetric("int1e_ovlp")
+    occ = _lowdin(embed(c_dy[:, :DY_CORE_ORBITALS], c_env[:, :nocc_env]), s)
+    act = _lowdin(_project_out(embed(c_dy[:, DY_CORE_ORBITALS : DY_CORE_ORBITALS + NCAS]), occ, s), s)
+    vir = embed(c_dy[:, DY_CORE_ORBITALS + NCAS :], c_env[:, nocc_env:])
+    vir = _project_out(vir, occ, s)
+    vir = _project_out(vir, act, s)
+    vir = _lowdin(vir, s)
+    mo = np.hstack([occ, act, vir])
+    info["n_mo_dropped"] = int(nao - mo.shape[1])
+    return mo, DY_CORE_ORBITALS + nocc_env, info
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole calculation
+# ---------------------------------------------------------------------------------------------
+
+
+def run_complex(atoms, settings: CasscfSettings | None = None) -> dict[str, Any]:
+    """SA-CASSCF(9,7)+SO Kramers doublets and magnetic properties of one complex (``ase.Atoms``).
+
+    Returns a JSON-ready dict (see :func:`result_keys`); raises ``ValueError`` on bad input and
+    :class:`CasscfFailure` for a physically failed calculation.
+    """
+    settings = settings or CasscfSettings()
+    t0 = time.perf_counter()
+    region = partition(atoms, settings.tier)
+    ref = free_ion_reference(settings)
+    t_ref = time.perf_counter() - t0
+    mol = build_molecule(region.symbols, region.coords, region.charge, 5, settings)
+    v_pc = point_charge_potential(mol, region.mm_coords, region.mm_charges)
+    mo0, ncore, start_info = ion_plus_fragments_start(mol, ref, region, settings)
+    single_atom = mol.natm == 1
+    use_df = settings.density_fit and not single_atom
+    mf = _make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
+    t1 = time.perf_counter()
+    out = run_sa_casscf(mf, mo0, ncore, settings)
+    t_casscf = time.perf_counter() - t1
+    res = spin_orbit_properties(mol, out, ref, settings, atoms)
+    res.update(
+        tier=settings.tier,
+        converged=out.converged,
+        macro_iterations=out.macro_iterations,
+        casscf_history=out.history,
+        n_ao=int(mol.nao),
+        n_quantum_atoms=int(mol.natm),
+        n_point_charges=int(len(region.mm_charges)),
+        n_link_atoms=int(region.n_link_atoms),
+        start=start_info,
+        timings_s={"free_ion_reference": t_ref, "sa_casscf": t_casscf},
+        wall_s=time.perf_counter() - t0,
+    )
+    status, reason = validate(res, settings)
+    res["status"], res["reason"] = status, reason
+    return res
+
+
+def spin_orbit_properties(mol, out: SaCasscfOutcome, ref: FreeIonReference, settings: CasscfSettings, atoms=None) -> dict[str, Any]:
+    """SO state interaction, KD energies, g-tensors, easy axis, transition moments, barrier."""
+    c_act = out.mo_coeff[:, out.ncore : out.ncore + NCAS]
+    fpop = dy_f_population(mol, c_act)
+    nao_dy = ref.amfi.shape[1]
+    x = spin_orbit.bp_one_electron_ao(mol)
+    x[:, :nao_dy, :nao_dy] += ref.amfi
+    h_ao = spin_orbit.soc_operator(x, settings.soc_scale)
+    h_act = np.einsum("pi,kpq,qj->kij", c_act, h_ao, c_act)
+    origin = mol.atom_coord(0)
+    l_act = np.einsum("pi,kpq,qj->kij", c_act, magnetism.orbital_angular_momentum_ao(mol, origin), c_act)
+    zeta = spin_orbit.zeta_from_active(h_act, l_act)
+    gamma, rhoz = spin_orbit.transition_densities(out.ci, NCAS, NELECAS)
+    e_sf = out.e_states
+    w, v = spin_orbit.diagonalise(spin_orbit.so_hamiltonian(e_sf, rhoz, h_act, SPIN_S))
+    w_cm = w * HARTREE_TO_CM1
+    n_kd = N_KRAMERS_DOUBLETS_GROUND_MULTIPLET
+    kd = w_cm[0 : 2 * n_kd : 2]
+    kramers = float(np.max(np.abs(w_cm[1 : 2 * n_kd : 2] - w_cm[0 : 2 * n_kd : 2])))
+    mu = magnetism.moment_operators(gamma, l_act, SPIN_S)
+    mu_kd = magnetism.kd_moments(mu, v, n_kd)
+    g, axes = magnetism.kd_g_tensors(mu_kd)
+    easy = axes[0][:, 2]
+    tm = magnetism.transition_moment_matrix(mu_kd, easy)
+    ueff, ueff_kd = magnetism.blocking_barrier(kd, tm)
+    angle = None
+    if atoms is not None and len(atoms) > 16:
+        try:
+            d1, d2 = donor_indices(atoms)
+            p = atoms.positions
+            u1 = (p[d1] - p[0]) / np.linalg.norm(p[d1] - p[0])
+            u2 = (p[d2] - p[0]) / np.linalg.norm(p[d2] - p[0])
+            angle = magnetism.axis_angle_deg(easy, u1 - u2)
+        except (ValueError, IndexError):
+            angle = None
+    return {
+        "kd_energies_cm1": kd.tolist(),
+        "g_principal": g.tolist(),
+        "g_axes": [a.tolist() for a in axes],
+        "easy_axis": easy.tolist(),
+        "easy_axis_angle_deg": angle,
+        "ueff_cm1": ueff,
+        "ueff_kd": int(ueff_kd) + 1,
+        "transition_moments_mub": tm.tolist(),
+        "so_energies_cm1": w_cm.tolist(),
+        "sf_energies_cm1": ((e_sf - e_sf.min()) * HARTREE_TO_CM1).tolist(),
+        "zeta_4f_cm1": zeta * HARTREE_TO_CM1,
+        "active_f_population": fpop.tolist(),
+        "kramers_splitting_max_cm1": kramers,
+    }
+
+
+def validate(res: dict[str, Any], settings: CasscfSettings) -> tuple[str, str]:
+    """Status ``ok``/``failed`` and the reasons (non-convergence, broken Kramers pairs, non-4f actives)."""
+    reasons = []
+    if not res.get("converged", False):
+        reasons.append("SA-CASSCF not converged")
+    if res["kramers_splitting_max_cm1"] > settings.kramers_tol_cm1:
+        reasons.append(f"broken Kramers pairs ({res['kramers_splitting_max_cm1']:.3g} cm-1)")
+    fmin = min(res["active_f_population"])
+    if fmin < settings.f_population_min:
+        reasons.append(f"active orbital not 4f (min Dy-f population {fmin:.2f})")
+    so = res["so_energies_cm1"]
+    if len(so) > 16 and so[16] - so[15] < 1000.0:
+        reasons.append("no 6H15/2-6H13/2 gap: ground multiplet is not J=15/2")
+    if res["zeta_4f_cm1"] <= 0:
+        reasons.append("negative zeta_4f (SOC sign)")
+    return ("failed", "; ".join(reasons)) if reasons else ("ok", "")
+
+
+def failed_result(tier: str, reason: str, wall_s: float = 0.0) -> dict[str, Any]:
+    """The JSON written for a calculation that failed for a physical/input reason."""
+    return {"tier": tier, "status": "failed", "reason": reason, "converged": False, "wall_s": wall_s,
+            "kd_energies_cm1": None, "g_principal": None}
+
+
+def settings_from_mapping(cfg: dict[str, Any]) -> CasscfSettings:
+    """CasscfSettings from a config mapping (unknown keys are rejected)."""
+    names = {f.name for f in dataclasses.fields(CasscfSettings)}
+    unknown = set(cfg) - names
+    if unknown:
+        raise ValueError(f"unknown casscf settings: {', '.join(sorted(unknown))}")
+    return CasscfSettings(**cfg)
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("SMMFLOW_CACHE", str(Path.home() / ".cache" / "smmflow"))

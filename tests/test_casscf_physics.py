@@ -1,0 +1,91 @@
+"""Physics tests of the SA-CASSCF(9,7)+SO engine (pointcharge tier, the cheapest that tests the physics).
+
+The free Dy3+ reference (ROHF -> SA-CASSCF -> AMFI) is computed once per session (~2 min on 2
+cores) into a temporary cache; every other test reuses it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from casscf_geometries import distort, hydroxide_complex, rotate
+from smmflow import casscf
+from smmflow.constants import DY_ZETA_4F_CM1
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory) -> casscf.CasscfSettings:
+    return casscf.CasscfSettings(tier="pointcharge", cache_dir=str(tmp_path_factory.mktemp("casscf_cache")))
+
+
+@pytest.fixture(scope="session")
+def free_ion(settings):
+    atoms = Atoms("Dy", positions=[[0.0, 0.0, 0.0]])
+    atoms.info["charge"] = 3
+    atoms.arrays["initial_charges"] = np.zeros(1)
+    return casscf.run_complex(atoms, settings)
+
+
+@pytest.fixture(scope="session")
+def low_symmetry(settings):
+    return casscf.run_complex(distort(hydroxide_complex(), 0.15, seed=3), settings)
+
+
+def test_free_ion_ground_multiplet_degenerate(free_ion):
+    so = np.array(free_ion["so_energies_cm1"])
+    assert np.ptp(so[:16]) < 0.1
+    assert free_ion["status"] == "ok", free_ion["reason"]
+
+
+def test_free_ion_6h13_2_position(free_ion):
+    """Sextet-only SO-SI: 6H13/2 mixes with no other sextet, so its gap is exactly 1.5 zeta (Lande)."""
+    so = np.array(free_ion["so_energies_cm1"])
+    gap = so[16] - so[15]
+    assert np.ptp(so[16:30]) < 0.1  # 14 states of J=13/2
+    assert gap == pytest.approx(1.5 * free_ion["zeta_4f_cm1"], rel=0.01)
+    # see docs/casscf.md: the observed ~3500 cm-1 needs quartet mixing, absent in a sextet-only model
+    assert 2900.0 < gap < 3800.0
+
+
+def test_free_ion_zeta_4f(free_ion):
+    assert free_ion["zeta_4f_cm1"] == pytest.approx(DY_ZETA_4F_CM1, rel=0.10)
+
+
+def test_free_ion_active_orbitals_are_4f(free_ion):
+    assert min(free_ion["active_f_population"]) > 0.99
+
+
+def test_free_ion_spin_free_terms(free_ion):
+    """21 sextets: 6H (11) lowest, then 6F (7), then 6P (3)."""
+    sf = np.array(free_ion["sf_energies_cm1"])
+    assert np.ptp(sf[:11]) < 1.0 and np.ptp(sf[11:18]) < 1.0 and np.ptp(sf[18:]) < 1.0
+    assert sf[11] > 5000.0 and sf[18] > sf[11]
+
+
+def test_kramers_pairs_low_symmetry(low_symmetry):
+    assert low_symmetry["kramers_splitting_max_cm1"] < 0.01
+    assert low_symmetry["converged"]
+    assert min(low_symmetry["active_f_population"]) > 0.95
+    kd = np.array(low_symmetry["kd_energies_cm1"])
+    assert kd[0] == 0.0 and np.all(np.diff(kd) >= 0) and kd[-1] > 50.0
+
+
+def test_rotation_invariance(settings, low_symmetry):
+    rotated = casscf.run_complex(rotate(distort(hydroxide_complex(), 0.15, seed=3), seed=11), settings)
+    diff = np.abs(np.array(rotated["kd_energies_cm1"]) - np.array(low_symmetry["kd_energies_cm1"]))
+    assert diff.max() < 0.1
+    # principal g-values are rotation invariant too
+    assert np.allclose(rotated["g_principal"], low_symmetry["g_principal"], atol=1e-3)
+
+
+def test_strongly_axial_field_gives_ising_ground_doublet(settings):
+    atoms = Atoms("DyOO", positions=[[0, 0, 0], [0, 0, 2.2], [0, 0, -2.2]])
+    atoms.info["charge"] = 1
+    atoms.arrays["initial_charges"] = np.array([0.0, -1.0, -1.0])
+    res = casscf.run_complex(atoms, settings)
+    gx, gy, gz = res["g_principal"][0]
+    assert gz > 19.5 and gx < 0.1 and gy < 0.1
+    assert abs(res["easy_axis"][2]) > 0.999  # easy axis along the charges
+    assert res["status"] == "ok"

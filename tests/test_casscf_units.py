@@ -1,0 +1,97 @@
+"""Fast unit tests (no SCF) of the ab initio engine's building blocks and bad-input handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from casscf_geometries import hydroxide_complex, rdkit_ligand_complex
+from smmflow import casscf, magnetism, spin_orbit
+from smmflow.constants import G_ELECTRON
+
+
+@pytest.mark.parametrize("s", [0.5, 1.0, 2.5])
+def test_spin_matrices_commutation(s):
+    sx, sy, sz = spin_orbit.spin_matrices(s)
+    assert np.allclose(sx @ sy - sy @ sx, 1j * sz)
+    assert np.allclose(sx @ sx + sy @ sy + sz @ sz, s * (s + 1) * np.eye(int(2 * s + 1)))
+
+
+def test_g_tensor_of_free_spin_half():
+    sx, sy, sz = spin_orbit.spin_matrices(0.5)
+    block = -G_ELECTRON * np.array([sx, sy, sz])
+    g, axes = magnetism.g_tensor(block)
+    assert np.allclose(g, G_ELECTRON)
+
+
+def test_g_tensor_ising_along_axis():
+    sz = spin_orbit.spin_matrices(0.5)[2]
+    n = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)
+    block = np.array([20.0 * n[k] * sz for k in range(3)])
+    g, axes = magnetism.g_tensor(block)
+    assert g[2] == pytest.approx(20.0) and g[0] < 1e-9
+    assert magnetism.axis_angle_deg(axes[:, 2], n) < 1e-6
+
+
+def test_axis_angle_is_line_angle():
+    assert magnetism.axis_angle_deg(np.array([0, 0, 1.0]), np.array([0, 0, -2.0])) == pytest.approx(0.0)
+    assert magnetism.axis_angle_deg(np.array([1.0, 0, 0]), np.array([0, 0, 1.0])) == pytest.approx(90.0)
+
+
+def test_blocking_barrier_picks_first_leaky_doublet():
+    e = np.array([0.0, 100.0, 200.0, 300.0])
+    tm = np.zeros((8, 8))
+    tm[4, 5] = 0.5  # third KD leaks
+    assert magnetism.blocking_barrier(e, tm) == (200.0, 2)
+    tm[0, 1] = 0.2  # ground doublet QTM
+    assert magnetism.blocking_barrier(e, tm)[0] == 0.0
+
+
+def test_partition_tiers_hydroxide():
+    atoms = hydroxide_complex()
+    pc = casscf.partition(atoms, "pointcharge")
+    assert pc.symbols == ["Dy"] and pc.charge == 3 and len(pc.mm_charges) == len(atoms) - 1
+    full = casscf.partition(atoms, "full")
+    assert len(full.symbols) == len(atoms) and full.charge == 1 and len(full.mm_charges) == 0
+    emb = casscf.partition(atoms, "embedded")
+    assert len(emb.symbols) == len(atoms) and emb.n_link_atoms == 0  # OH- is all first sphere
+
+
+def test_partition_embedded_caps_cut_bonds():
+    atoms = rdkit_ligand_complex("[O-]C1C(CC1)(C)CCC")
+    emb = casscf.partition(atoms, "embedded")
+    assert emb.n_link_atoms == 2 * 2  # the alkoxide C has two carbon neighbours besides O
+    assert emb.charge == 1
+    n_electrons = sum({"Dy": 66, "O": 8, "C": 6, "H": 1}[s] for s in emb.symbols) - emb.charge
+    assert (n_electrons - 9) % 2 == 0  # closed shell outside the 4f^9
+    # no point charge sits on a link position's partner without being zeroed
+    assert np.isclose(emb.mm_charges, 0.0).sum() >= 4
+
+
+def test_bad_inputs_raise_clear_errors():
+    atoms = hydroxide_complex()
+    with pytest.raises(ValueError, match="unknown tier"):
+        casscf.CasscfSettings(tier="cheap")
+    wrong = atoms[1:]
+    wrong.info.update(atoms.info)
+    with pytest.raises(ValueError, match="Dy"):
+        casscf.partition(wrong, "full")
+    nocharge = Atoms("DyO", positions=[[0, 0, 0], [0, 0, 2.2]])
+    nocharge.info["charge"] = 3
+    with pytest.raises(ValueError, match="initial_charges"):
+        casscf.partition(nocharge, "pointcharge")
+    with pytest.raises(ValueError, match="charge"):
+        casscf.partition(Atoms("Dy"), "full")
+    with pytest.raises(ValueError, match="unknown casscf settings"):
+        casscf.settings_from_mapping({"tier": "full", "bogus": 1})
+
+
+def test_validate_flags_unphysical_results():
+    ok = {"converged": True, "kramers_splitting_max_cm1": 1e-6, "active_f_population": [0.99] * 7,
+          "so_energies_cm1": [0.0] * 16 + [3000.0], "zeta_4f_cm1": 1900.0}
+    s = casscf.CasscfSettings()
+    assert casscf.validate(ok, s) == ("ok", "")
+    bad = dict(ok, converged=False, kramers_splitting_max_cm1=0.5, active_f_population=[0.3] + [0.99] * 6)
+    status, reason = casscf.validate(bad, s)
+    assert status == "failed" and "Kramers" in reason and "4f" in reason and "converged" in reason
