@@ -305,3 +305,38 @@ def predict_kd(tm: TrainedModel, smiles: Sequence[str], classes: Sequence[str] |
 
 __all__ = ["CANDIDATE_COLUMNS", "STRATEGIES", "GenerationConfig", "AXIAL_FIELD_NAMES", "canonical_set",
            "donor_first_ligand", "generate", "gradient_ascent", "ligand_id", "predict_kd", "slerp"]
+
+
+def generate_from_model(model_path: str, ligands_path: str, labels_path: str | None, out_candidates: str,
+                        out_metrics: str, settings: dict) -> dict:
+    """Rule ``generate``: load the model, run the configured strategies, write the candidates table
+    and the generation metrics (validity, uniqueness, novelty, internal diversity, FCD)."""
+    import dataclasses
+
+    from smmflow.generation_metrics import generation_metrics
+    from smmflow.io import read_table, write_json_atomic, write_table
+    from smmflow.training import load_trained_model
+
+    g = dict(settings["generation"])
+    compute_fcd = bool(g.pop("fcd", True))
+    fields = {f.name for f in dataclasses.fields(GenerationConfig)}
+    unknown = set(g) - fields
+    if unknown:
+        raise ValueError(f"unknown learning.generation keys {sorted(unknown)}")
+    cfg = GenerationConfig(**{**g, "strategies": tuple(g.get("strategies", STRATEGIES))})
+    tm = load_trained_model(model_path)
+    lig = read_table(ligands_path)
+    # novelty is judged against everything the VAE was trained on (run ligands + extra SMILES)
+    known = list(dict.fromkeys([*lig["smiles"].tolist(), *tm.train_smiles]))
+    kd = np.full(len(known), np.nan)
+    if labels_path:
+        lab = tables.usable(read_table(labels_path))
+        kmap = dict(zip(lab["smiles"], lab[tables.FIRST_EXCITED_KD]))
+        kd = np.array([kmap.get(s_, np.nan) for s_ in known], float)
+    seed = int(settings["seed"])
+    df = generate(tm, cfg, seed, known, kd)
+    metrics = generation_metrics(df, known, seed, compute_fcd=compute_fcd)
+    metrics["kd_ensemble"] = tm.ensemble is not None
+    write_table(df, out_candidates)
+    write_json_atomic(out_metrics, metrics)
+    return metrics

@@ -212,3 +212,30 @@ def run_published_benchmark(labels_path: str | Path, proxies_path: str | Path | 
                                      "model": model_cfg, "train": dataclasses.asdict(train_cfg),
                                      "ensemble": ensemble_cfg, "split_seed": split_seed, "seed": seed})
     return df
+
+
+def learning_curve_from_tables(ligands_path: str | Path, proxies_path: str | Path | None,
+                               labels_path: str | Path | None, out_tsv: str | Path, out_png: str | Path,
+                               settings: dict) -> pd.DataFrame:
+    """Rule ``learning_curve`` on the run's own tables (config block ``learning``)."""
+    from smmflow.io import read_table, write_table
+    from smmflow.training import assemble_learning_data
+
+    s = settings
+    lc = s["learning_curve"]
+    data = assemble_learning_data(read_table(ligands_path), read_table(proxies_path) if proxies_path else None,
+                                  read_table(labels_path) if labels_path else None, s["proxy_targets"],
+                                  s["struct_features"], s["kd_targets"], s["rdkit_proxies"])
+    tcfg = TrainConfig(**s["training"], device=s["device"], threads=int(s.get("threads", 0)))
+    n_lab = int(np.isfinite(data.kd[:, 0]).sum())
+    if n_lab < 4:
+        df = pd.DataFrame([{"n_train": n, "pretraining": m, "r2": np.nan, "mae": np.nan, "n_test": 0,
+                            "target": data.kd_names[0], "seed": int(s["seed"]), "status": tables.STATUS_FAILED,
+                            "reason": f"only {n_lab} KD labels"} for m in lc["modes"] for n in lc["n_trains"]],
+                          columns=list(LEARNING_CURVE_COLUMNS))
+    else:
+        df, _ = proxy_pretraining_curve(data, lc["n_trains"], int(lc["n_test"]), int(lc["split_seed"]),
+                                        int(s["seed"]), dict(s["model"]), tcfg, dict(s["ensemble"]), lc["modes"])
+    write_table(df, out_tsv)
+    plot_learning_curve(df, out_png, f"first excited KD ({n_lab} CASSCF labels in this run)")
+    return df

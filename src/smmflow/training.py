@@ -575,3 +575,93 @@ def load_trained_model(path: str | os.PathLike[str], device: str = "cpu") -> Tra
                         proxy_names=blob["proxy_names"], side_names=blob["side_names"],
                         kd_names=blob["kd_names"], struct_names=blob["struct_names"],
                         train_smiles=blob["train_smiles"], ensemble=ens)
+
+
+# --- workflow entry point ------------------------------------------------------------------------
+def read_extra_smiles(paths: Sequence[str], exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """Unlabelled donor-first ligands from whitespace-separated files (first column; a header line
+    whose first token is 'smiles' is skipped). Invalid or duplicate SMILES are dropped (logged).
+    Returns ligand rows (ligand_id, smiles, ligand_class) for the VAE's reconstruction loss only."""
+    from smmflow.generation import donor_first_ligand, ligand_id
+
+    seen = {str(x) for x in exclude}
+    rows, bad = [], 0
+    for p in paths:
+        with open(p) as fh:
+            for line in fh:
+                tok = line.split()
+                if not tok or tok[0].startswith("#") or tok[0].lower() == "smiles":
+                    continue
+                try:
+                    canon, cls = donor_first_ligand(tok[0])
+                except ValueError:
+                    bad += 1
+                    continue
+                if tok[0] in seen or canon in seen:
+                    continue
+                seen.add(canon)
+                rows.append({tables.LIGAND_ID: ligand_id(canon), "smiles": tok[0], "ligand_class": cls})
+    if bad:
+        log.warning("extra SMILES: %d lines rejected (not a valid donor-first ligand)", bad)
+    return pd.DataFrame(rows, columns=[tables.LIGAND_ID, "smiles", "ligand_class"])
+
+
+def _kfold_r2(mu: np.ndarray, side: np.ndarray, y: np.ndarray, seed: int, folds: int, ens_cfg: dict) -> dict:
+    """K-fold cross-validated R2/MAE of the KD ensemble on the labelled rows (first KD column)."""
+    from smmflow.learning_curve import mean_absolute_error, r2_score
+
+    lab = np.flatnonzero(np.isfinite(y[:, 0]))
+    folds = min(folds, len(lab))
+    if folds < 2 or len(lab) < 4:
+        return {"cv_r2": None, "cv_mae": None, "cv_note": f"only {len(lab)} labels: no cross-validation"}
+    perm = np.random.default_rng(seed).permutation(lab)
+    pred = np.full(len(y), np.nan)
+    for k in range(folds):
+        te = perm[k::folds]
+        tr = np.setdiff1d(perm, te)
+        ens = fit_kd_ensemble(mu[tr], side[tr], y[tr], seed=seed + k, **ens_cfg)
+        pred[te] = ens.predict(mu[te], side[te])[0][:, 0]
+    return {"cv_r2": r2_score(y[lab, 0], pred[lab]), "cv_mae": mean_absolute_error(y[lab, 0], pred[lab]),
+            "cv_folds": folds, "cv_note": "K-fold CV of the KD ensemble on the frozen latent"}
+
+
+def train_vae_from_tables(ligands_path: str | os.PathLike[str], proxies_path: str | os.PathLike[str] | None,
+                          labels_path: str | os.PathLike[str] | None, out_model: str | os.PathLike[str],
+                          out_metrics: str | os.PathLike[str], out_history: str | os.PathLike[str],
+                          settings: dict) -> dict:
+    """Rule ``train_vae``: read the tables, train the VAE by proxy, fit the KD ensemble on the
+    frozen latent (when there are at least ``settings['min_kd_labels']`` labels), write outputs."""
+    from smmflow.io import read_table, write_json_atomic, write_table
+
+    s = settings
+    seed = int(s["seed"])
+    ligands = read_table(ligands_path)
+    proxies = read_table(proxies_path) if proxies_path else None
+    labels = read_table(labels_path) if labels_path else None
+    extra = read_extra_smiles(s.get("extra_smiles_files", []), exclude=ligands["smiles"])
+    if len(extra):
+        ligands = pd.concat([ligands, extra], ignore_index=True)
+    data = assemble_learning_data(ligands, proxies, labels, s["proxy_targets"], s["struct_features"],
+                                  s["kd_targets"], s["rdkit_proxies"])
+    tcfg = TrainConfig(**s["training"], device=s["device"], threads=int(s.get("threads", 0)))
+    tm, hist, metrics = train_vae(data, dict(s["model"]), tcfg, seed, struct_names=s["struct_features"])
+    n_lab = int(np.isfinite(data.kd[:, 0]).sum())
+    kd_metrics: dict = {"n_labels": n_lab, "targets": data.kd_names}
+    if n_lab >= int(s["min_kd_labels"]):
+        mu = latent_means(tm, data.smiles)
+        tm.ensemble = fit_kd_ensemble(mu, data.side, data.kd, seed=seed, **s["ensemble"])
+        kd_metrics.update(_kfold_r2(mu, data.side, data.kd, seed, int(s["cv_folds"]), s["ensemble"]))
+        kd_metrics["status"] = "fitted"
+        if n_lab < 50:
+            kd_metrics["warning"] = (f"only {n_lab} KD labels: the KD head is a rough guide, its CV R2 "
+                                     "is noisy; see the learning curve")
+    else:
+        kd_metrics["status"] = f"not fitted: {n_lab} KD labels < min_kd_labels={s['min_kd_labels']}"
+    metrics["kd_head"] = kd_metrics
+    metrics["n_extra_unlabelled_smiles"] = int(len(extra))
+    metrics["proxy_names"] = data.proxy_names
+    metrics["side_names"] = data.side_names
+    save_trained_model(tm, out_model, extra={"settings": s})
+    write_table(hist, out_history)
+    write_json_atomic(out_metrics, metrics)
+    return metrics
