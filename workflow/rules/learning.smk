@@ -1,12 +1,7 @@
 # Learning: VAE trained by proxy, learning curve, latent-space generation, published benchmark.
 # Needs R(), register_target() and config["learning"] (config/learning.part.yaml).
 # Stage targets: "learning" (model, learning curve, generation) and "published_benchmark".
-
-
-def learning_gpu(wildcards):
-    """gpu resource: 1 when the config asks for a GPU (clusters), else 0."""
-    return 1 if config["learning"]["gpu"] else 0
-
+# gpu resource of the training rules: 1 only when config["learning"]["gpu"] asks for one (clusters)
 
 rule train_vae:
     input:
@@ -28,7 +23,7 @@ rule train_vae:
     resources:
         mem_mb=config["learning"]["mem_mb"],
         runtime=config["learning"]["runtime_min"],
-        gpu=learning_gpu,
+        gpu=lambda wildcards: int(bool(config["learning"]["gpu"])),
     conda:
         "../../envs/learning.yaml"
     script:
@@ -53,7 +48,7 @@ rule learning_curve:
     resources:
         mem_mb=config["learning"]["mem_mb"],
         runtime=config["learning"]["runtime_min"],
-        gpu=learning_gpu,
+        gpu=lambda wildcards: int(bool(config["learning"]["gpu"])),
     conda:
         "../../envs/learning.yaml"
     script:
@@ -102,7 +97,7 @@ rule published_benchmark:
     resources:
         mem_mb=config["learning"]["mem_mb"],
         runtime=config["learning"]["runtime_min"],
-        gpu=learning_gpu,
+        gpu=lambda wildcards: int(bool(config["learning"]["gpu"])),
     conda:
         "../../envs/learning.yaml"
     script:
