@@ -1,0 +1,342 @@
+"""Latent-space generation of new ligands and their ranking by the predicted KD gap.
+
+Strategies (config ``learning.generation.strategies``):
+- ``prior``: z ~ N(0, I);
+- ``perturb``: Gaussian perturbation around the latent means of the best known ligands;
+- ``interpolate``: spherical interpolation (slerp) between pairs of the best known ligands;
+- ``gradient``: gradient ascent of the predicted first excited KD in latent space, with a
+  Gaussian-prior penalty that keeps z where the decoder was trained.
+
+Decoded strings are kept only if RDKit parses them as a single-fragment ligand whose first atom is
+an O or N donor (neutral or anionic, net charge = donor charge); they are canonicalised
+donor-first, deduplicated, marked novel or not against the training ligands, and ranked by the
+KD-head ensemble mean (its spread is the uncertainty). Invalid decodes are kept as
+``status=failed`` rows with a reason so that validity is auditable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from smmflow import tables
+from smmflow.training import (AXIAL_FIELD_NAMES, TrainedModel, latent_means, side_features)
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_COLUMNS: tuple[str, ...] = (
+    tables.LIGAND_ID, "smiles", "ligand_class", "strategy", "novel", "pred_kd2_cm1",
+    "pred_kd2_std_cm1", "rank", "status", "reason")
+STRATEGIES: tuple[str, ...] = ("prior", "perturb", "interpolate", "gradient")
+
+
+def ligand_id(smiles: str) -> str:
+    """Ligand id = "L" + first 16 hex digits of sha256 of the canonical donor-rooted SMILES.
+
+    Uses :func:`smmflow.ligands.ligand_id` when that module exists; the fallback below has exactly
+    the same definition.
+    """
+    try:
+        from smmflow.ligands import ligand_id as _lid  # type: ignore[attr-defined]
+    except ImportError:
+        from rdkit import Chem
+
+        mol = Chem.MolFromSmiles(smiles)
+        if mol is None or mol.GetNumAtoms() == 0:
+            raise ValueError(f"invalid ligand SMILES {smiles!r}")
+        canon = Chem.MolToSmiles(mol, rootedAtAtom=0, canonical=True)
+        return "L" + hashlib.sha256(canon.encode()).hexdigest()[:16]
+    return _lid(smiles)
+
+
+def donor_first_ligand(smiles: str) -> tuple[str, str]:
+    """(canonical donor-first SMILES, ligand class) of a decoded string, or ``ValueError`` why not.
+
+    Accepted: one fragment, >= 2 heavy atoms, first atom O or N with formal charge 0 or -1, no other
+    charged atom, no radical, net charge = donor charge. The class is O, N, O- or N-.
+    """
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    if not smiles:
+        raise ValueError("empty string")
+    if "." in smiles:
+        raise ValueError("more than one fragment")
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise ValueError("RDKit cannot parse it")
+    if mol.GetNumHeavyAtoms() < 2:
+        raise ValueError("fewer than 2 heavy atoms")
+    donor = mol.GetAtomWithIdx(0)
+    if donor.GetSymbol() not in ("O", "N"):
+        raise ValueError(f"first atom is {donor.GetSymbol()}, not an O/N donor")
+    q = donor.GetFormalCharge()
+    if q not in (0, -1):
+        raise ValueError(f"donor formal charge {q:+d}")
+    for a in mol.GetAtoms():
+        if a.GetNumRadicalElectrons():
+            raise ValueError("radical")
+        if a.GetIdx() != 0 and a.GetFormalCharge() != 0:
+            raise ValueError("charged atom other than the donor")
+    canon = Chem.MolToSmiles(mol, rootedAtAtom=0, canonical=True)
+    return canon, donor.GetSymbol() + ("-" if q == -1 else "")
+
+
+def canonical_set(smiles: Sequence[str]) -> set[str]:
+    """Canonical donor-first forms of the valid ligands among ``smiles``."""
+    out = set()
+    for s in smiles:
+        try:
+            out.add(donor_first_ligand(s)[0])
+        except ValueError:
+            pass
+    return out
+
+
+# --- latent strategies ---------------------------------------------------------------------
+def slerp(z0: np.ndarray, z1: np.ndarray, t: float) -> np.ndarray:
+    """Spherical linear interpolation between two latent vectors (linear if nearly parallel)."""
+    n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
+    if n0 == 0 or n1 == 0:
+        return (1 - t) * z0 + t * z1
+    cos = float(np.clip(np.dot(z0 / n0, z1 / n1), -1.0, 1.0))
+    om = math.acos(cos)
+    if abs(math.sin(om)) < 1e-6:
+        return (1 - t) * z0 + t * z1
+    return (math.sin((1 - t) * om) * z0 + math.sin(t * om) * z1) / math.sin(om)
+
+
+def _side_torch(tm: TrainedModel, z: torch.Tensor, class_onehot: torch.Tensor) -> torch.Tensor:
+    """Differentiable KD-head side inputs from z: structure predicted by the proxy head."""
+    m = tm.model
+    sd = m.predict_proxies(z)
+    cols = [tm.proxy_names.index(s) for s in tm.struct_names]
+    mean = torch.tensor([tm.proxy_scaler.mean[c] for c in cols], dtype=z.dtype)
+    std = torch.tensor([tm.proxy_scaler.std[c] for c in cols], dtype=z.dtype)
+    struct = sd[:, cols] * std + mean
+    parts = [struct]
+    if "inv_r3_sum" in tm.side_names:
+        byname = {s: struct[:, i] for i, s in enumerate(tm.struct_names)}
+        d1 = byname["dist_dy_donor1_a"].clamp(min=1.5)
+        d2 = byname["dist_dy_donor2_a"].clamp(min=1.5)
+        a = torch.deg2rad(byname["angle_l_dy_l_deg"])
+        parts.append(torch.stack([d1**-3 + d2**-3, d1**-5 + d2**-5, torch.cos(a), (d1 - d2).abs()], 1))
+    parts.append(class_onehot)
+    return torch.cat(parts, 1)
+
+
+def predict_kd_from_latent(tm: TrainedModel, z: torch.Tensor, class_onehot: torch.Tensor) -> torch.Tensor:
+    """Ensemble-mean first excited KD (standardised ensemble output, differentiable in z)."""
+    if tm.ensemble is None:
+        raise ValueError("the model has no KD ensemble (too few KD labels)")
+    ens = tm.ensemble
+    side = _side_torch(tm, z, class_onehot)
+    x = torch.cat([z, side], 1) if ens.use_latent else side
+    x = (x - torch.tensor(ens.in_scaler.mean, dtype=z.dtype)) / torch.tensor(ens.in_scaler.std, dtype=z.dtype)
+    return torch.stack([mm(x)[:, 0] for mm in ens.members]).mean(0)
+
+
+def gradient_ascent(tm: TrainedModel, z0: np.ndarray, classes: Sequence[str], steps: int, lr: float,
+                    prior_weight: float) -> np.ndarray:
+    """Maximise predicted KD(z) - prior_weight * |z|^2 / 2 from each row of ``z0`` (Adam)."""
+    from smmflow.training import class_one_hot
+
+    z = torch.tensor(np.asarray(z0, np.float32), requires_grad=True)
+    oh = torch.tensor(class_one_hot(classes), dtype=torch.float32)
+    opt = torch.optim.Adam([z], lr=lr)
+    params = [p for p in tm.model.parameters()] + [p for m in (tm.ensemble.members if tm.ensemble else []) for p in m.parameters()]
+    saved = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        for _ in range(steps):
+            opt.zero_grad()
+            obj = predict_kd_from_latent(tm, z, oh) - 0.5 * prior_weight * (z**2).sum(1)
+            (-obj.sum()).backward()
+            opt.step()
+    finally:
+        for p, r in zip(params, saved):
+            p.requires_grad_(r)
+    return z.detach().numpy()
+
+
+@dataclass
+class GenerationConfig:
+    """Config block ``learning.generation``."""
+
+    n_per_strategy: int = 500
+    strategies: tuple[str, ...] = STRATEGIES
+    temperature: float = 0.8
+    top_k_seeds: int = 20
+    perturb_sigma: float = 0.3
+    interpolation_points: int = 8
+    gradient_steps: int = 50
+    gradient_lr: float = 0.05
+    gradient_prior_weight: float = 0.1
+    rank_kappa: float = 0.0  # rank by mean + kappa * std (optimism under uncertainty)
+
+
+def _seed_ligands(tm: TrainedModel, known_smiles: Sequence[str], known_kd: np.ndarray, k: int) -> list[str]:
+    """The ``k`` best known ligands by KD label (predicted where unlabelled)."""
+    order = np.argsort(-np.nan_to_num(np.asarray(known_kd, float), nan=-np.inf))
+    return [known_smiles[i] for i in order[:k]]
+
+
+def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: Sequence[str],
+             known_kd: np.ndarray | None = None, known_classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Generate, filter, deduplicate, mark novelty and rank; returns the candidates table.
+
+    ``known_smiles``/``known_kd``: the training ligands and their KD labels (NaN if none); the best
+    of them seed the perturb/interpolate/gradient strategies and define novelty.
+    """
+    bad = [s for s in cfg.strategies if s not in STRATEGIES]
+    if bad:
+        raise ValueError(f"unknown generation strategies {bad} (known: {STRATEGIES})")
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    m = tm.model
+    dim = m.cfg.latent_dim
+    known = list(known_smiles)
+    kd = np.full(len(known), np.nan) if known_kd is None else np.asarray(known_kd, float)
+    if np.isfinite(kd).sum() == 0 and tm.ensemble is not None and known:
+        kd = predict_kd(tm, known)[0]
+    seeds = _seed_ligands(tm, known, kd, cfg.top_k_seeds) if known else []
+    seed_mu = latent_means(tm, seeds) if seeds else np.zeros((0, dim))
+    classes_of = dict(zip(known, known_classes)) if known_classes is not None else {}
+
+    batches: list[tuple[str, np.ndarray]] = []
+    for strat in cfg.strategies:
+        n = cfg.n_per_strategy
+        if strat == "prior":
+            z = rng.standard_normal((n, dim))
+        elif strat == "perturb":
+            if not len(seed_mu):
+                log.warning("perturb: no seed ligands, skipped")
+                continue
+            z = seed_mu[rng.integers(0, len(seed_mu), n)] + cfg.perturb_sigma * rng.standard_normal((n, dim))
+        elif strat == "interpolate":
+            if len(seed_mu) < 2:
+                log.warning("interpolate: fewer than 2 seed ligands, skipped")
+                continue
+            zs = []
+            while len(zs) < n:
+                i, j = rng.choice(len(seed_mu), 2, replace=False)
+                for t in np.linspace(0, 1, cfg.interpolation_points + 2)[1:-1]:
+                    zs.append(slerp(seed_mu[i], seed_mu[j], float(t)))
+            z = np.array(zs[:n])
+        else:  # gradient
+            if not len(seed_mu) or tm.ensemble is None:
+                log.warning("gradient: needs seed ligands and a KD ensemble, skipped")
+                continue
+            pick = rng.integers(0, len(seed_mu), n)
+            start = seed_mu[pick] + 0.1 * rng.standard_normal((n, dim))
+            cls = [classes_of.get(seeds[i]) or donor_first_ligand(seeds[i])[1] for i in pick]
+            z = gradient_ascent(tm, start, cls, cfg.gradient_steps, cfg.gradient_lr, cfg.gradient_prior_weight)
+        batches.append((strat, np.asarray(z, np.float32)))
+
+    rows: list[dict] = []
+    seen: set[str] = set()
+    known_canon = canonical_set(known)
+    for strat, z in batches:
+        ids = m.sample_ids(torch.as_tensor(z), tm.vocab.bos_id, tm.vocab.eos_id,
+                           temperature=cfg.temperature, generator=gen)
+        for row in ids.tolist():
+            raw = tm.vocab.decode(row)
+            try:
+                canon, cls = donor_first_ligand(raw)
+            except ValueError as e:
+                rows.append({"smiles": raw, "strategy": strat, "status": tables.STATUS_FAILED, "reason": str(e)})
+                continue
+            if canon in seen:
+                rows.append({"smiles": canon, "strategy": strat, "status": "duplicate", "reason": "duplicate"})
+                continue
+            seen.add(canon)
+            rows.append({tables.LIGAND_ID: ligand_id(canon), "smiles": canon, "ligand_class": cls,
+                         "strategy": strat, "novel": canon not in known_canon,
+                         "status": tables.STATUS_OK, "reason": ""})
+    df = pd.DataFrame(rows)
+    for c in CANDIDATE_COLUMNS:
+        if c not in df.columns:
+            df[c] = np.nan
+    ok = df["status"] == tables.STATUS_OK
+    df["pred_kd2_cm1"] = np.nan
+    df["pred_kd2_std_cm1"] = np.nan
+    if ok.any() and tm.ensemble is not None:
+        try:
+            mean, sd = predict_kd(tm, df.loc[ok, "smiles"].tolist(), df.loc[ok, "ligand_class"].tolist())
+            df.loc[ok, "pred_kd2_cm1"] = mean
+            df.loc[ok, "pred_kd2_std_cm1"] = sd
+        except ValueError as e:  # no usable KD ensemble
+            log.warning("KD prediction failed: %s", e)
+    score = df["pred_kd2_cm1"] + cfg.rank_kappa * df["pred_kd2_std_cm1"].fillna(0.0)
+    df["rank"] = pd.Series(np.nan, index=df.index)
+    okr = ok & score.notna()
+    df.loc[okr, "rank"] = score[okr].rank(ascending=False, method="first")
+    df = df.sort_values(["status", "rank"], key=lambda s: s.map({"ok": 0}).fillna(1) if s.name == "status" else s,
+                        na_position="last").reset_index(drop=True)
+    df["novel"] = df["novel"].astype("boolean")
+    df["status"] = df["status"].replace({"duplicate": tables.STATUS_FAILED})
+    return df[list(CANDIDATE_COLUMNS)]
+
+
+def predict_kd(tm: TrainedModel, smiles: Sequence[str], classes: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of the first excited KD (cm-1) for ligands without a relaxed structure: the
+    structural side inputs are the proxy head's predictions from the latent mean."""
+    if tm.ensemble is None:
+        raise ValueError("the model has no KD ensemble (too few KD labels)")
+    mu = latent_means(tm, list(smiles))
+    if classes is None:
+        classes = [donor_first_ligand(s)[1] for s in smiles]
+    with torch.no_grad():
+        proxy = tm.proxy_scaler.inverse(tm.model.predict_proxies(torch.as_tensor(mu)).numpy())
+    struct = pd.DataFrame({s: proxy[:, tm.proxy_names.index(s)] for s in tm.struct_names})
+    side, _ = side_features(struct, list(classes), tm.struct_names)
+    mean, sd = tm.ensemble.predict(mu, side)
+    mean, sd = mean[:, 0], sd[:, 0]
+    return mean, sd
+
+
+__all__ = ["CANDIDATE_COLUMNS", "STRATEGIES", "GenerationConfig", "AXIAL_FIELD_NAMES", "canonical_set",
+           "donor_first_ligand", "generate", "gradient_ascent", "ligand_id", "predict_kd", "slerp"]
+
+
+def generate_from_model(model_path: str, ligands_path: str, labels_path: str | None, out_candidates: str,
+                        out_metrics: str, settings: dict) -> dict:
+    """Rule ``generate``: load the model, run the configured strategies, write the candidates table
+    and the generation metrics (validity, uniqueness, novelty, internal diversity, FCD)."""
+    import dataclasses
+
+    from smmflow.generation_metrics import generation_metrics
+    from smmflow.io import read_table, write_json_atomic, write_table
+    from smmflow.training import load_trained_model
+
+    g = dict(settings["generation"])
+    compute_fcd = bool(g.pop("fcd", True))
+    fields = {f.name for f in dataclasses.fields(GenerationConfig)}
+    unknown = set(g) - fields
+    if unknown:
+        raise ValueError(f"unknown learning.generation keys {sorted(unknown)}")
+    cfg = GenerationConfig(**{**g, "strategies": tuple(g.get("strategies", STRATEGIES))})
+    tm = load_trained_model(model_path)
+    lig = read_table(ligands_path)
+    # novelty is judged against everything the VAE was trained on (run ligands + extra SMILES)
+    known = list(dict.fromkeys([*lig["smiles"].tolist(), *tm.train_smiles]))
+    kd = np.full(len(known), np.nan)
+    if labels_path:
+        lab = tables.usable(read_table(labels_path))
+        kmap = dict(zip(lab["smiles"], lab[tables.FIRST_EXCITED_KD]))
+        kd = np.array([kmap.get(s_, np.nan) for s_ in known], float)
+    seed = int(settings["seed"])
+    df = generate(tm, cfg, seed, known, kd)
+    metrics = generation_metrics(df, known, seed, compute_fcd=compute_fcd)
+    metrics["kd_ensemble"] = tm.ensemble is not None
+    write_table(df, out_candidates)
+    write_json_atomic(out_metrics, metrics)
+    return metrics

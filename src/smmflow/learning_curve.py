@@ -1,0 +1,241 @@
+"""Learning curves of the first excited Kramers doublet: held-out R2/MAE versus the number of
+KD labels, with and without proxy pretraining of the VAE latent space.
+
+Protocol (same for the workflow's own data and for the published benchmark):
+1. a fixed held-out test set of labelled ligands (seeded), never used for anything else;
+2. the VAE is pretrained on every ligand's SMILES without any KD label, once with the proxy
+   heads switched on ("proxy") and once with reconstruction only ("none");
+3. for each n, a KD-head ensemble is fitted on the latent means + structural side inputs of the
+   first n ligands of a seeded permutation of the labelled training pool (nested subsets);
+4. a third line ("structure_only") fits the same ensemble on the side inputs alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from smmflow import tables
+from smmflow.training import (LearningData, TrainConfig, fit_kd_ensemble, latent_means, train_vae)
+
+log = logging.getLogger(__name__)
+
+LEARNING_CURVE_COLUMNS: tuple[str, ...] = (
+    "n_train", "pretraining", "r2", "mae", "n_test", "target", "seed", "status", "reason")
+PRETRAINING_MODES: tuple[str, ...] = ("proxy", "none", "structure_only")
+
+
+def r2_score(y: np.ndarray, p: np.ndarray) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot (NaN for fewer than 2 points)."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    if len(y) < 2:
+        return float("nan")
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return float("nan") if ss_tot == 0 else 1.0 - float(((y - p) ** 2).sum()) / ss_tot
+
+
+def mean_absolute_error(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(p, float)))) if len(y) else float("nan")
+
+
+def held_out_split(labelled: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(test, train_pool) indices of the labelled rows; train_pool in a seeded random order so that
+    its first n rows are nested training sets."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(np.asarray(labelled))
+    n_test = min(n_test, len(perm) // 2)
+    return np.sort(perm[:n_test]), perm[n_test:]
+
+
+def proxy_pretraining_curve(data: LearningData, n_trains: Sequence[int], n_test: int, split_seed: int,
+                            seed: int, model_cfg: dict, train_cfg: TrainConfig, ensemble_cfg: dict,
+                            modes: Sequence[str] = PRETRAINING_MODES) -> tuple[pd.DataFrame, dict]:
+    """Run the protocol of the module docstring; returns (table, extra metrics)."""
+    target = data.kd_names[0]
+    y = data.kd[:, 0]
+    labelled = np.flatnonzero(np.isfinite(y))
+    test, pool = held_out_split(labelled, n_test, split_seed)
+    rows: list[dict] = []
+    extra: dict = {"n_labelled": int(len(labelled)), "n_test": int(len(test)), "pool": int(len(pool))}
+    # the VAE never sees a KD label during pretraining
+    blind = dataclasses.replace(data, kd=np.full_like(data.kd, np.nan))
+    for mode in modes:
+        mu = None
+        if mode in ("proxy", "none"):
+            cfg = dataclasses.replace(train_cfg, proxy_weight=train_cfg.proxy_weight if mode == "proxy" else 0.0, kd_weight=0.0)
+            tm, hist, met = train_vae(blind, model_cfg, cfg, seed)
+            extra[f"pretrain_{mode}"] = {k: met[k] for k in ("epochs_run", "wall_s", "train_smiles_per_s", "val_reconstruction_token_accuracy")}
+            mu = latent_means(tm, data.smiles)
+        for n in n_trains:
+            base = {"n_train": int(n), "pretraining": mode, "n_test": int(len(test)), "target": target, "seed": seed}
+            if n > len(pool) or n < 2:
+                rows.append({**base, "r2": np.nan, "mae": np.nan, "status": tables.STATUS_FAILED,
+                             "reason": f"only {len(pool)} labelled ligands outside the test set"})
+                continue
+            tr = pool[:n]
+            ens = fit_kd_ensemble(mu[tr] if mu is not None else np.zeros((n, 0)), data.side[tr], data.kd[tr],
+                                  seed=seed, use_latent=mu is not None, **ensemble_cfg)
+            pred, _ = ens.predict(mu[test] if mu is not None else np.zeros((len(test), 0)), data.side[test])
+            r2, mae = r2_score(y[test], pred[:, 0]), mean_absolute_error(y[test], pred[:, 0])
+            log.info("%s n=%d r2=%.3f mae=%.1f", mode, n, r2, mae)
+            rows.append({**base, "r2": r2, "mae": mae, "status": tables.STATUS_OK, "reason": ""})
+    return pd.DataFrame(rows, columns=list(LEARNING_CURVE_COLUMNS)), extra
+
+
+def plot_learning_curve(df: pd.DataFrame, path: str | Path, title: str = "") -> None:
+    """R2 and MAE versus number of KD labels, one line per pretraining mode (PNG, atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from smmflow.io import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    ok = df[df["status"] == tables.STATUS_OK]
+    for mode, g in ok.groupby("pretraining"):
+        g = g.sort_values("n_train")
+        axes[0].plot(g["n_train"], g["r2"], "o-", label=mode)
+        axes[1].plot(g["n_train"], g["mae"], "o-", label=mode)
+    for ax, lab in zip(axes, ("held-out R$^2$", "held-out MAE / cm$^{-1}$")):
+        ax.set_xscale("log")
+        ax.set_xlabel("number of KD labels")
+        ax.set_ylabel(lab)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title or "first excited Kramers doublet")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+# --- the published GAUSS excerpt ----------------------------------------------------------------
+PUBLISHED_STRUCT_MAP: dict[str, str] = {
+    "angle_L_Dy_L_deg": "angle_l_dy_l_deg",
+    "dist_Dy_donor1_A": "dist_dy_donor1_a",
+    "dist_Dy_donor2_A": "dist_dy_donor2_a",
+    "struct_1": "struct_1",
+    "struct_2": "struct_2",
+}
+PUBLISHED_STRUCT_FEATURES: tuple[str, ...] = tuple(PUBLISHED_STRUCT_MAP.values())
+PUBLISHED_PROXY_TARGETS: tuple[str, ...] = ("prop_1", "prop_2", "prop_3")
+
+
+def read_published_labels(path: str | Path) -> pd.DataFrame:
+    """The labelled excerpt mapped onto the project's names (class code -> O/N/O-/N-,
+    KDn_cm1 -> kdn_cm1, structural columns -> lower-case names)."""
+    raw = pd.read_csv(path, sep=r"\s+")
+    need = ("smiles", "ligand_class", "KD2_cm1", *PUBLISHED_STRUCT_MAP)
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    out = raw.rename(columns={**PUBLISHED_STRUCT_MAP, **{f"KD{i}_cm1": f"kd{i}_cm1" for i in range(2, 9)}})
+    codes = out["ligand_class"].astype(float).round().astype(int)
+    bad = ~codes.isin(list(tables.LIGAND_CLASS_CODE.values()))
+    if bad.any():
+        raise ValueError(f"{path}: unknown ligand_class codes {sorted(set(codes[bad]))}")
+    out["ligand_class"] = [tables.LIGAND_CLASSES[c - 1] for c in codes]
+    return out
+
+
+def read_published_proxies(path: str | Path) -> pd.DataFrame:
+    raw = pd.read_csv(path, sep=r"\s+")
+    for c in ("smiles", *PUBLISHED_PROXY_TARGETS):
+        if c not in raw.columns:
+            raise ValueError(f"{path}: missing column {c}")
+    return raw
+
+
+def _class_of_smiles(smiles: str) -> str:
+    from rdkit import Chem
+
+    m = Chem.MolFromSmiles(smiles)
+    if m is None:
+        return ""
+    a = m.GetAtomWithIdx(0)
+    return a.GetSymbol() + ("-" if a.GetFormalCharge() == -1 else "")
+
+
+def published_learning_data(labels_path: str | Path, proxies_path: str | Path | None,
+                            kd_targets: Sequence[str] = (tables.FIRST_EXCITED_KD,)) -> LearningData:
+    """LearningData of the published excerpt: every SMILES of both files (pretraining pool),
+    proxy targets = published prop_1..3 (where present) + the structural columns (where present)
+    + on-the-fly RDKit descriptors; KD labels from the labelled excerpt."""
+    from smmflow.training import RDKIT_PROXY_NAMES, rdkit_proxy_table, side_features
+
+    lab = read_published_labels(labels_path)
+    frame = lab[["smiles", "ligand_class", *PUBLISHED_STRUCT_FEATURES, *kd_targets]].copy()
+    if proxies_path is not None:
+        px = read_published_proxies(proxies_path)
+        frame = frame.merge(px[["smiles", *PUBLISHED_PROXY_TARGETS]].drop_duplicates("smiles"),
+                            on="smiles", how="outer")
+        new = frame["ligand_class"].isna()
+        frame.loc[new, "ligand_class"] = [_class_of_smiles(s) for s in frame.loc[new, "smiles"]]
+        frame = frame[frame["ligand_class"].isin(tables.LIGAND_CLASSES)].reset_index(drop=True)
+    else:
+        for c in PUBLISHED_PROXY_TARGETS:
+            frame[c] = np.nan
+    rd = rdkit_proxy_table(frame["smiles"].tolist())
+    proxy_names = [*PUBLISHED_PROXY_TARGETS, *PUBLISHED_STRUCT_FEATURES, *RDKIT_PROXY_NAMES]
+    proxy = np.hstack([frame[[*PUBLISHED_PROXY_TARGETS, *PUBLISHED_STRUCT_FEATURES]].to_numpy(float), rd.to_numpy(float)])
+    side, side_names = side_features(frame, frame["ligand_class"].tolist(), PUBLISHED_STRUCT_FEATURES)
+    return LearningData(smiles=frame["smiles"].tolist(), ligand_class=frame["ligand_class"].tolist(),
+                        proxy=proxy, proxy_names=proxy_names, side=side, side_names=side_names,
+                        kd=frame[list(kd_targets)].to_numpy(float), kd_names=list(kd_targets))
+
+
+def run_published_benchmark(labels_path: str | Path, proxies_path: str | Path | None, out_tsv: str | Path,
+                            out_png: str | Path | None, out_json: str | Path | None, *, n_trains: Sequence[int],
+                            n_test: int, split_seed: int, seed: int, model_cfg: dict, train_cfg: TrainConfig,
+                            ensemble_cfg: dict, modes: Sequence[str] = PRETRAINING_MODES) -> pd.DataFrame:
+    """The published-excerpt learning curve, written atomically to ``out_tsv`` (+ plot, metrics)."""
+    import time
+
+    from smmflow.io import write_json_atomic, write_table
+
+    t0 = time.perf_counter()
+    data = published_learning_data(labels_path, proxies_path)
+    df, extra = proxy_pretraining_curve(data, n_trains, n_test, split_seed, seed, model_cfg, train_cfg,
+                                        ensemble_cfg, modes)
+    write_table(df, out_tsv)
+    if out_png is not None:
+        plot_learning_curve(df, out_png, "published excerpt: first excited KD (KD2_cm1)")
+    if out_json is not None:
+        write_json_atomic(out_json, {**extra, "n_ligands_pool": len(data.smiles), "proxy_names": data.proxy_names,
+                                     "side_names": data.side_names, "wall_s": time.perf_counter() - t0,
+                                     "model": model_cfg, "train": dataclasses.asdict(train_cfg),
+                                     "ensemble": ensemble_cfg, "split_seed": split_seed, "seed": seed})
+    return df
+
+
+def learning_curve_from_tables(ligands_path: str | Path, proxies_path: str | Path | None,
+                               labels_path: str | Path | None, out_tsv: str | Path, out_png: str | Path,
+                               settings: dict) -> pd.DataFrame:
+    """Rule ``learning_curve`` on the run's own tables (config block ``learning``)."""
+    from smmflow.io import read_table, write_table
+    from smmflow.training import assemble_learning_data
+
+    s = settings
+    lc = s["learning_curve"]
+    data = assemble_learning_data(read_table(ligands_path), read_table(proxies_path) if proxies_path else None,
+                                  read_table(labels_path) if labels_path else None, s["proxy_targets"],
+                                  s["struct_features"], s["kd_targets"], s["rdkit_proxies"])
+    tcfg = TrainConfig(**s["training"], device=s["device"], threads=int(s.get("threads", 0)))
+    n_lab = int(np.isfinite(data.kd[:, 0]).sum())
+    if n_lab < 4:
+        df = pd.DataFrame([{"n_train": n, "pretraining": m, "r2": np.nan, "mae": np.nan, "n_test": 0,
+                            "target": data.kd_names[0], "seed": int(s["seed"]), "status": tables.STATUS_FAILED,
+                            "reason": f"only {n_lab} KD labels"} for m in lc["modes"] for n in lc["n_trains"]],
+                          columns=list(LEARNING_CURVE_COLUMNS))
+    else:
+        df, _ = proxy_pretraining_curve(data, lc["n_trains"], int(lc["n_test"]), int(lc["split_seed"]),
+                                        int(s["seed"]), dict(s["model"]), tcfg, dict(s["ensemble"]), lc["modes"])
+    write_table(df, out_tsv)
+    plot_learning_curve(df, out_png, f"first excited KD ({n_lab} CASSCF labels in this run)")
+    return df

@@ -1,0 +1,19 @@
+"""Rule published_benchmark: learning curve of KD2_cm1 on the published excerpt (resources/published)."""
+
+import logging
+
+from smmflow.learning_curve import run_published_benchmark
+from smmflow.training import TrainConfig
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
+                    format="%(asctime)s %(name)s %(levelname)s %(message)s")
+s = snakemake.params.settings  # noqa: F821
+b = s["published_benchmark"]
+df = run_published_benchmark(
+    snakemake.input.labels, snakemake.input.proxies or None,  # noqa: F821
+    snakemake.output.table, snakemake.output.plot, snakemake.output.metrics,  # noqa: F821
+    n_trains=b["n_trains"], n_test=int(b["n_test"]), split_seed=int(b["split_seed"]), seed=int(s["seed"]),
+    model_cfg=dict(b["model"]), train_cfg=TrainConfig(**b["training"], device=s["device"], threads=snakemake.threads),  # noqa: F821
+    ensemble_cfg=dict(b["ensemble"]), modes=b["modes"],
+)
+logging.info("\n%s", df.to_string())
