@@ -13,8 +13,8 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ligands.smk"
 include: "workflow/rules/proxies.smk"
-# include: "workflow/rules/casscf.smk"
-# include: "workflow/rules/learning.smk"
+include: "workflow/rules/casscf.smk"
+include: "workflow/rules/learning.smk"
 
 
 rule all:

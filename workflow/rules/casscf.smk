@@ -17,7 +17,7 @@ checkpoint select_subset:
     log:
         "logs/select_subset/select_subset.log",
     benchmark:
-        "results/benchmarks/select_subset/select_subset.tsv"
+        R("benchmarks/select_subset/select_subset.tsv")
     threads: 1
     resources:
         mem_mb=1000,
@@ -43,7 +43,7 @@ rule casscf:
     log:
         "logs/casscf/{tier}/{ligand_id}.log",
     benchmark:
-        "results/benchmarks/casscf/{tier}/{ligand_id}.tsv"
+        R("benchmarks/casscf/{tier}/{ligand_id}.tsv")
     threads: config["casscf"]["threads"]
     resources:
         mem_mb=config["casscf"]["mem_mb"],
@@ -67,7 +67,7 @@ rule aggregate_casscf:
     log:
         "logs/aggregate_casscf/aggregate_casscf.log",
     benchmark:
-        "results/benchmarks/aggregate_casscf/aggregate_casscf.tsv"
+        R("benchmarks/aggregate_casscf/aggregate_casscf.tsv")
     threads: 1
     resources:
         mem_mb=1000,
@@ -76,3 +76,6 @@ rule aggregate_casscf:
         "../../envs/chem.yaml"
     script:
         "../scripts/aggregate_casscf.py"
+
+
+register_target("casscf", R("casscf/labels.parquet"))
