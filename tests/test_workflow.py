@@ -13,6 +13,10 @@ pytestmark = pytest.mark.workflow
 
 
 def snakemake(repo: Path, workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir``, which sees the repo's config/ and resources/ as a project dir does."""
+    for name in ("config", "resources"):
+        if not (workdir / name).exists():
+            (workdir / name).symlink_to(repo / name)
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(repo / "Snakefile"),
@@ -57,3 +61,18 @@ def test_bad_config_fails_with_one_clear_message(repo_root, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "config error at 'seed': 'forty-two' is not of type 'integer'" in out
+
+
+def test_paper_config_dry_run_job_counts(repo_root, tmp_path):
+    """The paper-scale config plans one enumeration, 500 xTB shards and the CASSCF checkpoint."""
+    proc = snakemake(repo_root, tmp_path, "--configfile", str(repo_root / "config/paper.yaml"), "-n")
+    out = proc.stdout + proc.stderr
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["enumerate_ligands"] == 1
+    assert counts["proxy_xtb"] == 500
+    assert counts["aggregate_proxies"] == 1
+    assert counts["select_subset"] == 1
