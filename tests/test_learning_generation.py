@@ -89,6 +89,21 @@ def test_generate_returns_only_valid_donor_first_ligands(tiny_model):
     assert m["n_unique"] == len(ok)
 
 
+def test_selfies_model_generates_valid_donor_first_ligands():
+    from test_learning_training import tiny_data
+
+    data = tiny_data(n_kd=8)
+    tm, _, _ = train_vae(data, TINY, TrainConfig(epochs=5, batch_size=8, val_fraction=0.0, threads=1), seed=0,
+                         struct_names=[], representation="selfies")
+    assert tm.vocab.representation == "selfies"
+    df = generate(tm, GenerationConfig(n_per_strategy=30, strategies=("prior", "perturb")), seed=0,
+                  known_smiles=data.smiles, known_kd=data.kd[:, 0])
+    ok = df[df["status"] == "ok"]
+    assert all(donor_first_ligand(s)[0] == s for s in ok["smiles"])
+    # SELFIES: every failure is a chemistry filter, never an unparsable string
+    assert not (df["reason"] == "RDKit cannot parse it").any()
+
+
 def test_unknown_strategy_is_an_error(tiny_model):
     tm, data = tiny_model
     with pytest.raises(ValueError, match="unknown generation strategies"):

@@ -62,3 +62,33 @@ def test_too_long_for_max_len_raises():
 def test_unknown_token_decodes_to_nothing():
     vocab = SmilesVocabulary.from_smiles(["OCC"])
     assert vocab.decode(vocab.encode("OCCl")) == "OC"  # Cl is one unknown token
+
+
+@pytest.mark.parametrize("smi", [s for s in AWKWARD if "." not in s and "%" not in s])
+def test_selfies_round_trip_keeps_the_donor_first(smi):
+    from rdkit import Chem
+
+    vocab = SmilesVocabulary.from_smiles(AWKWARD[:1] + [smi], representation="selfies")
+    back = vocab.decode(vocab.encode(smi))
+    a, b = Chem.MolFromSmiles(smi), Chem.MolFromSmiles(back)
+    assert Chem.MolToSmiles(a) == Chem.MolToSmiles(b)
+    d0, d1 = a.GetAtomWithIdx(0), b.GetAtomWithIdx(0)
+    assert (d0.GetSymbol(), d0.GetFormalCharge()) == (d1.GetSymbol(), d1.GetFormalCharge())
+    assert vocab.encoded_length(smi) == len(vocab.tokenize(smi)) + 2
+    assert SmilesVocabulary.from_dict(vocab.to_dict()).representation == "selfies"
+
+
+def test_selfies_decodes_any_token_string_to_a_molecule_or_empty():
+    from rdkit import Chem
+
+    vocab = SmilesVocabulary.from_smiles(["[O-]C(=O)c1ccccc1", "n1cc[nH]c1"], representation="selfies")
+    rng = __import__("numpy").random.default_rng(0)
+    for _ in range(50):
+        ids = [vocab.bos_id] + list(rng.integers(4, len(vocab), 12))
+        s = vocab.decode(ids)
+        assert s == "" or Chem.MolFromSmiles(s) is not None
+
+
+def test_unknown_representation_rejected():
+    with pytest.raises(ValueError, match="representation"):
+        SmilesVocabulary(representation="inchi")

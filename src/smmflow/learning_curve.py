@@ -54,7 +54,8 @@ def held_out_split(labelled: np.ndarray, n_test: int, seed: int) -> tuple[np.nda
 
 def proxy_pretraining_curve(data: LearningData, n_trains: Sequence[int], n_test: int, split_seed: int,
                             seed: int, model_cfg: dict, train_cfg: TrainConfig, ensemble_cfg: dict,
-                            modes: Sequence[str] = PRETRAINING_MODES) -> tuple[pd.DataFrame, dict]:
+                            modes: Sequence[str] = PRETRAINING_MODES,
+                            representation: str = "smiles") -> tuple[pd.DataFrame, dict]:
     """Run the protocol of the module docstring; returns (table, extra metrics)."""
     target = data.kd_names[0]
     y = data.kd[:, 0]
@@ -68,7 +69,7 @@ def proxy_pretraining_curve(data: LearningData, n_trains: Sequence[int], n_test:
         mu = None
         if mode in ("proxy", "none"):
             cfg = dataclasses.replace(train_cfg, proxy_weight=train_cfg.proxy_weight if mode == "proxy" else 0.0, kd_weight=0.0)
-            tm, hist, met = train_vae(blind, model_cfg, cfg, seed)
+            tm, hist, met = train_vae(blind, model_cfg, cfg, seed, representation=representation)
             extra[f"pretrain_{mode}"] = {k: met[k] for k in ("epochs_run", "wall_s", "train_smiles_per_s", "val_reconstruction_token_accuracy")}
             mu = latent_means(tm, data.smiles)
         for n in n_trains:
@@ -235,7 +236,8 @@ def learning_curve_from_tables(ligands_path: str | Path, proxies_path: str | Pat
                           columns=list(LEARNING_CURVE_COLUMNS))
     else:
         df, _ = proxy_pretraining_curve(data, lc["n_trains"], int(lc["n_test"]), int(lc["split_seed"]),
-                                        int(s["seed"]), dict(s["model"]), tcfg, dict(s["ensemble"]), lc["modes"])
+                                        int(s["seed"]), dict(s["model"]), tcfg, dict(s["ensemble"]), lc["modes"],
+                                        s.get("representation", "smiles"))
     write_table(df, out_tsv)
     plot_learning_curve(df, out_png, f"first excited KD ({n_lab} CASSCF labels in this run)")
     return df

@@ -4,6 +4,10 @@ Tokens are the chemically meaningful units of a SMILES string: bracket atoms (``
 ``[nH]``, ``[C@@H]``), two-letter organic-subset atoms (``Cl``, ``Br``), ring-bond numbers
 (``1``, ``%12``), bonds and branches. Joining the tokens gives the string back exactly, so the
 donor atom stays first (it is always the first atom token).
+
+Optionally (``representation="selfies"``) ligands are represented as SELFIES (package ``selfies``):
+every token string decodes to a valence-valid molecule and the SELFIES of a donor-first SMILES
+keeps the donor as its first atom, so decoded ligands stay donor-first.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+REPRESENTATIONS: tuple[str, ...] = ("smiles", "selfies")
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
 
 # Order matters: bracket atoms, two-letter atoms, %nn ring closures, then single characters.
@@ -29,24 +34,51 @@ def tokenize_smiles(smiles: str) -> list[str]:
     return tokens
 
 
+def tokenize_selfies(smiles: str) -> list[str]:
+    """SELFIES tokens of a SMILES string (``ValueError`` if ``selfies`` cannot encode it)."""
+    import selfies as sf
+
+    if not isinstance(smiles, str) or not smiles:
+        raise ValueError(f"empty or non-string SMILES: {smiles!r}")
+    try:
+        return list(sf.split_selfies(sf.encoder(smiles, strict=True)))
+    except Exception as e:  # selfies raises its own EncoderError
+        raise ValueError(f"SELFIES cannot encode {smiles!r}: {e}") from None
+
+
 @dataclass
 class SmilesVocabulary:
-    """Token <-> index map with the special tokens ``<pad>``=0, ``<bos>``, ``<eos>``, ``<unk>``."""
+    """Token <-> index map with the special tokens ``<pad>``=0, ``<bos>``, ``<eos>``, ``<unk>``.
+
+    ``representation`` is ``smiles`` (tokens of the SMILES string) or ``selfies``; encode takes a
+    SMILES either way and decode returns a SMILES either way.
+    """
 
     tokens: list[str] = field(default_factory=lambda: list(SPECIAL_TOKENS))
+    representation: str = "smiles"
 
     def __post_init__(self) -> None:
         if tuple(self.tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise ValueError("vocabulary must start with the special tokens")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}")
         self.index = {t: i for i, t in enumerate(self.tokens)}
 
+    def tokenize(self, smiles: str) -> list[str]:
+        return tokenize_selfies(smiles) if self.representation == "selfies" else tokenize_smiles(smiles)
+
+    def encoded_length(self, smiles: str) -> int:
+        """Number of ids :meth:`encode` produces (tokens + ``<bos>`` + ``<eos>``)."""
+        return len(self.tokenize(smiles)) + 2
+
     @classmethod
-    def from_smiles(cls, smiles: Iterable[str]) -> "SmilesVocabulary":
+    def from_smiles(cls, smiles: Iterable[str], representation: str = "smiles") -> "SmilesVocabulary":
         """Vocabulary of every token seen in ``smiles`` (sorted, so it is deterministic)."""
+        tok = tokenize_selfies if representation == "selfies" else tokenize_smiles
         seen: set[str] = set()
         for s in smiles:
-            seen.update(tokenize_smiles(s))
-        return cls(list(SPECIAL_TOKENS) + sorted(seen))
+            seen.update(tok(s))
+        return cls(list(SPECIAL_TOKENS) + sorted(seen), representation)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -72,7 +104,7 @@ class SmilesVocabulary:
 
         Raises ``ValueError`` when the encoded SMILES does not fit in ``max_len``.
         """
-        ids = [self.bos_id] + [self.index.get(t, self.unk_id) for t in tokenize_smiles(smiles)]
+        ids = [self.bos_id] + [self.index.get(t, self.unk_id) for t in self.tokenize(smiles)]
         ids.append(self.eos_id)
         if max_len is not None:
             if len(ids) > max_len:
@@ -91,14 +123,22 @@ class SmilesVocabulary:
                 continue
             tok = self.tokens[i] if 0 <= i < len(self.tokens) else UNK
             out.append("" if tok == UNK else tok)
-        return "".join(out)
+        text = "".join(out)
+        if self.representation == "selfies":
+            import selfies as sf
+
+            try:
+                return sf.decoder(text) or ""
+            except Exception:  # noqa: BLE001 - an undecodable string is just an invalid sample
+                return ""
+        return text
 
     def to_dict(self) -> dict:
-        return {"tokens": list(self.tokens)}
+        return {"tokens": list(self.tokens), "representation": self.representation}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SmilesVocabulary":
-        return cls(list(d["tokens"]))
+        return cls(list(d["tokens"]), d.get("representation", "smiles"))
 
 
 def encoded_length(smiles: str) -> int:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from smmflow import tables
-from smmflow.tokenizer import SmilesVocabulary, encoded_length
+from smmflow.tokenizer import SmilesVocabulary
 from smmflow.vae import SmilesVAE, VAEConfig, pick_device
 
 log = logging.getLogger(__name__)
@@ -317,7 +317,8 @@ def encode_ids(vocab: SmilesVocabulary, smiles: Sequence[str], max_len: int) -> 
 
 def train_vae(data: LearningData, model_cfg: dict, cfg: TrainConfig, seed: int,
               struct_names: Sequence[str] = tables.STRUCTURAL_FEATURES,
-              vocab: SmilesVocabulary | None = None) -> tuple[TrainedModel, pd.DataFrame, dict]:
+              vocab: SmilesVocabulary | None = None,
+              representation: str = "smiles") -> tuple[TrainedModel, pd.DataFrame, dict]:
     """Train the VAE with masked proxy and KD heads; early stopping on the validation loss.
 
     Returns the trained model (best validation epoch restored), the per-epoch history and
@@ -331,8 +332,8 @@ def train_vae(data: LearningData, model_cfg: dict, cfg: TrainConfig, seed: int,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    vocab = vocab or SmilesVocabulary.from_smiles(data.smiles)
-    max_len = max(encoded_length(s) for s in data.smiles)
+    vocab = vocab or SmilesVocabulary.from_smiles(data.smiles, representation)
+    max_len = max(vocab.encoded_length(s) for s in data.smiles)
     max_len = max(int(model_cfg.get("max_len", 0)), max_len)
     tr, va = split_indices(n, cfg.val_fraction, seed)
 
@@ -449,7 +450,7 @@ def latent_means(tm: TrainedModel, smiles: Sequence[str], batch_size: int = 512)
     out = []
     for b in range(0, len(smiles), batch_size):
         chunk = list(smiles[b:b + batch_size])
-        width = max([m.cfg.max_len] + [encoded_length(s) for s in chunk])
+        width = max([m.cfg.max_len] + [tm.vocab.encoded_length(s) for s in chunk])
         ids = torch.tensor([tm.vocab.encode(s, width) for s in chunk], dtype=torch.long, device=dev)
         out.append(m.encode(ids)[0].cpu().numpy())
     return np.vstack(out) if out else np.zeros((0, m.cfg.latent_dim))
@@ -644,7 +645,8 @@ def train_vae_from_tables(ligands_path: str | os.PathLike[str], proxies_path: st
     data = assemble_learning_data(ligands, proxies, labels, s["proxy_targets"], s["struct_features"],
                                   s["kd_targets"], s["rdkit_proxies"])
     tcfg = TrainConfig(**s["training"], device=s["device"], threads=int(s.get("threads", 0)))
-    tm, hist, metrics = train_vae(data, dict(s["model"]), tcfg, seed, struct_names=s["struct_features"])
+    tm, hist, metrics = train_vae(data, dict(s["model"]), tcfg, seed, struct_names=s["struct_features"],
+                                  representation=s.get("representation", "smiles"))
     n_lab = int(np.isfinite(data.kd[:, 0]).sum())
     kd_metrics: dict = {"n_labels": n_lab, "targets": data.kd_names}
     if n_lab >= int(s["min_kd_labels"]):
