@@ -49,6 +49,40 @@ def test_tiny_run_produces_tables(tiny_run):
     assert (prox["status"] == "ok").mean() > 0.5
 
 
+def test_tiny_run_casscf_labels_are_physical(tiny_run):
+    import numpy as np
+    import pandas as pd
+
+    from smmflow.tables import KD_COLUMNS, LABEL_COLUMNS, check_columns
+
+    lab = pd.read_parquet(tiny_run / "results/casscf/labels.parquet")
+    check_columns(lab, LABEL_COLUMNS, "labels")
+    assert len(lab) == 4
+    ok = lab[lab["status"] == "ok"]
+    assert len(ok) >= 3, lab[["ligand_id", "status", "reason"]]
+    kd = ok[list(KD_COLUMNS)].to_numpy(float)
+    assert np.allclose(kd[:, 0], 0.0)
+    assert (np.diff(kd, axis=1) >= -1e-6).all()  # KD ladder ascending
+    assert (kd[:, 1] > 0).all() and (kd[:, -1] < 3000).all()  # inside 6H15/2
+
+
+def test_tiny_run_generates_donor_first_ligands(tiny_run):
+    import pandas as pd
+
+    from rdkit import Chem
+
+    cand = pd.read_parquet(tiny_run / "results/generation/candidates.parquet")
+    ok = cand[cand["status"] == "ok"]
+    assert len(ok) > 0
+    for smi in ok["smiles"]:
+        mol = Chem.MolFromSmiles(smi)
+        assert mol is not None, smi
+        donor = mol.GetAtomWithIdx(0)
+        assert donor.GetSymbol() in ("O", "N"), smi
+        assert Chem.GetFormalCharge(mol) in (0, -1), smi
+        assert donor.GetNumRadicalElectrons() == 0, smi
+
+
 def test_rerun_does_nothing(repo_root, tiny_run):
     proc = snakemake(repo_root, tiny_run, "--configfile", str(tiny_run / "tiny.yaml"), "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
