@@ -81,7 +81,7 @@ def _com(symbols: tuple[str, ...], pos: np.ndarray) -> np.ndarray:
 
 def free_ligand_descriptors(symbols: tuple[str, ...], positions_a: np.ndarray, charge: int,
                             neighbors_of_donor: tuple[int, ...], *, accuracy: float = 1.0,
-                            max_iter: int = 60) -> dict[str, float]:
+                            max_iter: int = 100) -> dict[str, float]:
     """GFN2-xTB descriptors of a free ligand (atom 0 = donor); raises :class:`XtbError`."""
     from ase.data import atomic_numbers
 

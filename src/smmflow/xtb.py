@@ -106,7 +106,7 @@ def check_closed_shell(numbers: np.ndarray, charge: int) -> None:
 
 
 def gfn2_singlepoint(numbers, positions_a, charge: int, *, accuracy: float = 1.0,
-                     max_iter: int = 60) -> XtbProperties:
+                     max_iter: int = 100) -> XtbProperties:
     """One GFN2-xTB single point; positions in A. Raises :class:`XtbError` on failure.
 
     Atomic (SAD) guess with ``max_iter`` SCC iterations, then one retry from the EEQ guess with
@@ -154,7 +154,7 @@ def _properties(res) -> XtbProperties:
 class GFN2Engine:
     """Energy and gradient of a fixed set of atoms at changing positions, reusing the SCC guess."""
 
-    def __init__(self, numbers, positions_a, charge: int, *, accuracy: float = 1.0, max_iter: int = 60):
+    def __init__(self, numbers, positions_a, charge: int, *, accuracy: float = 1.0, max_iter: int = 100):
         self.numbers = np.asarray(numbers, dtype=int)
         check_closed_shell(self.numbers, charge)
         self.charge = int(charge)
@@ -398,9 +398,10 @@ def _relax_flexible(engine: GFN2Engine, positions: np.ndarray, free: np.ndarray,
 
 
 def relax_complex(atoms, *, mode: str = "rigid", fmax: float = 0.05, max_steps: int = 200,
-                  accuracy: float = 1.0, max_iter: int = 60, waters: str = "fixed",
+                  accuracy: float = 1.0, max_iter: int = 100, waters: str = "fixed",
                   maxstep: float = 0.2):
-    """Relax the axial ligands of a [Dy(H2O)5L2] (Dy and waters frozen) with GFN2-xTB.
+    """Relax the axial ligands of a [Dy(H2O)5L2] with GFN2-xTB (Dy and water O frozen; water H
+    frozen too unless ``waters="rotate"``). See the module docstring for ``mode``.
 
     Returns ``(relaxed_atoms, RelaxInfo)``; the copy carries ``initial_charges`` (GFN2 charges at
     the final geometry) and ``info['xtb_energy_eh']``. Raises :class:`XtbError` on SCC failure.
