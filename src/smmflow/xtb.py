@@ -169,25 +169,33 @@ class GFN2Engine:
         """(energy in Eh, gradient in Eh/bohr) at ``positions_a`` (A).
 
         SCC from the previous step's wavefunction with at most ``max_iter`` iterations; if that
-        fails (small-gap complexes can need ~200 Broyden iterations from the atomic guess), one
-        retry from the EEQ-charge guess with mixer damping 0.2 and 250 iterations.
+        fails (small-gap complexes can need ~200 Broyden iterations from the atomic guess), a
+        retry from the EEQ-charge guess with mixer damping 0.2 and 250 iterations, then from the
+        atomic guess with damping 0.1 and 500 iterations.
         """
         self._calc.update(np.asarray(positions_a, dtype=float) * C.ANGSTROM_TO_BOHR)
         try:
             self._res = self._calc.singlepoint(self._res)
         except Exception:
-            try:
-                self._calc.set("guess", 1)  # EEQ
-                self._calc.set("mixer-damping", 0.2)
-                self._calc.set("max-iter", max(250, self.max_iter))
-                self._res = self._calc.singlepoint(None)
-            except Exception as exc:
-                raise XtbError(f"GFN2-xTB SCC failed: {exc}") from exc
-            finally:
-                self._calc.set("guess", 0)
-                self._calc.set("mixer-damping", 0.4)
-                self._calc.set("max-iter", self.max_iter)
+            self._res = None
+            last: Exception | None = None
+            # EEQ guess + damping 0.2, then atomic guess + damping 0.1 with more iterations
+            for guess, damping, iters in ((1, 0.2, max(250, self.max_iter)), (0, 0.1, 500)):
+                try:
+                    self._calc.set("guess", guess)
+                    self._calc.set("mixer-damping", damping)
+                    self._calc.set("max-iter", iters)
+                    self._res = self._calc.singlepoint(None)
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    last = exc
+                finally:
+                    self._calc.set("guess", 0)
+                    self._calc.set("mixer-damping", 0.4)
+                    self._calc.set("max-iter", self.max_iter)
             self.n_scc_retries += 1
+            if self._res is None:
+                raise XtbError(f"GFN2-xTB SCC failed: {last}") from last
         self.n_calls += 1
         self.last_positions = np.array(positions_a, dtype=float)
         return float(self._res.get("energy")), np.asarray(self._res.get("gradient"))
@@ -260,7 +268,8 @@ def rigid_bodies(atoms, waters: str = "fixed") -> list[RigidBody]:
 def bfgs_trust(fun, x0: np.ndarray, groups: list[np.ndarray], *, fmax: float, max_steps: int,
                maxstep: float = 0.2, h0: float = 10.0) -> tuple[np.ndarray, bool]:
     """Minimise ``fun(x) -> (E, dE/dx)`` with BFGS steps capped at ``maxstep`` per group of
-    coordinates (no line search: one energy+gradient per step, as ASE's BFGS).
+    coordinates (no line search: one energy+gradient per step, as ASE's BFGS). If ``fun`` raises
+    :class:`XtbError` at a trial point, the step is shortened (x1/4, twice) before giving up.
 
     ``groups`` partitions the coordinates into 3-vectors (an atom, a body's translation, a body's
     scaled rotation); converged when every group's gradient norm is below ``fmax``. An energy rise
@@ -278,7 +287,14 @@ def bfgs_trust(fun, x0: np.ndarray, groups: list[np.ndarray], *, fmax: float, ma
         longest = max(float(np.linalg.norm(dx[grp])) for grp in groups)
         if longest > maxstep:
             dx *= maxstep / longest
-        e_new, g_new = fun(x + dx)
+        for attempt in range(3):
+            try:
+                e_new, g_new = fun(x + dx)
+                break
+            except XtbError:  # SCC failure at the trial geometry: try a shorter step
+                if attempt == 2:
+                    raise
+                dx *= 0.25
         dg = g_new - g
         a = float(dx @ dg)
         hdx = hess @ dx
