@@ -98,7 +98,7 @@ def main() -> None:
 
     from smmflow.complexes import build_complex, ligand_conformers, structural_descriptors
     from smmflow.proxies import free_ligand_descriptors
-    from smmflow.xtb import relax_complex
+    from smmflow.xtb import XtbError, relax_complex
 
     ligs = PUBLISHED[: args.n]
     modes = [(m.split(":")[0], m.split(":")[1] if ":" in m else "fixed") for m in args.modes.split(",")]
@@ -118,7 +118,13 @@ def main() -> None:
         stage["build"].append(t_b)
         line = f"{smi:26s} {cls:2s} pub r={r1:.2f} ang={ang:5.1f} |"
         for m in modes:
-            t_r, (relaxed, info) = _median_time(lambda: relax_complex(atoms, mode=m[0], waters=m[1]), args.repeats)
+            try:
+                t_r, (relaxed, info) = _median_time(lambda: relax_complex(atoms, mode=m[0], waters=m[1]),
+                                                    args.repeats)
+            except XtbError as exc:
+                line += f" {m[0][:5]}/{m[1][:3]} FAILED ({exc}) |"
+                per_mode[m].append(None)
+                continue
             d = structural_descriptors(relaxed)
             per_mode[m].append((t_r, info.n_steps, d, (r1, r2, ang), t_emb + t_sp + t_b + t_r))
             line += f" {m[0][:5]}/{m[1][:3]} r={d['dist_dy_donor1_a']:.2f} ang={d['angle_l_dy_l_deg']:5.1f} n={info.n_steps:3d} {t_r:5.2f}s |"
@@ -141,16 +147,21 @@ def main() -> None:
               f"{med([b[0] for b in base]):.2f} s, {med([b[1] for b in base]):.0f} steps")
     print(f"\n{'mode':16s} {'relax s':>8s} {'steps':>6s} {'lig/s/core':>10s} {'x naive':>8s} "
           f"{'|dr| pub':>8s} {'|dang| pub':>10s} {'|dr| ref':>8s} {'|dang| ref':>10s} {'r>3A':>5s}")
-    for m, rows in per_mode.items():
+    for m, rows_all in per_mode.items():
+        ok_idx = [i for i, r in enumerate(rows_all) if r is not None]
+        rows = [rows_all[i] for i in ok_idx]
+        ref_m = [ref[i] for i in ok_idx] if ref else []
+        if len(rows) < len(rows_all):
+            print(f"# {m[0]}/{m[1]}: {len(rows_all) - len(rows)} relaxation(s) failed (SCC), left out below")
         t_relax = med([r[0] for r in rows])
         t_total = med([r[4] for r in rows])
         steps = med([r[1] for r in rows])
         dr_pub = med([abs(r[2]["dist_dy_donor1_a"] - r[3][0]) for r in rows] +
                      [abs(r[2]["dist_dy_donor2_a"] - r[3][1]) for r in rows])
         da_pub = med([abs(r[2]["angle_l_dy_l_deg"] - r[3][2]) for r in rows])
-        if ref:
-            dr_ref = med([abs(r[2]["dist_dy_donor1_a"] - f[0]["dist_dy_donor1_a"]) for r, f in zip(rows, ref)])
-            da_ref = med([abs(r[2]["angle_l_dy_l_deg"] - f[0]["angle_l_dy_l_deg"]) for r, f in zip(rows, ref)])
+        if ref_m:
+            dr_ref = med([abs(r[2]["dist_dy_donor1_a"] - f[0]["dist_dy_donor1_a"]) for r, f in zip(rows, ref_m)])
+            da_ref = med([abs(r[2]["angle_l_dy_l_deg"] - f[0]["angle_l_dy_l_deg"]) for r, f in zip(rows, ref_m)])
         else:
             dr_ref = da_ref = float("nan")
         far = sum(max(r[2]["dist_dy_donor1_a"], r[2]["dist_dy_donor2_a"]) > 3.0 for r in rows)

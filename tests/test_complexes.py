@@ -101,6 +101,13 @@ def test_extxyz_round_trip():
     assert np.allclose(back.get_initial_charges(), atoms.get_initial_charges())
 
 
+def test_extxyz_round_trip_with_empty_ligand_id():
+    atoms = cx.build_complex("[O-]c1ccccc1", ligand_id="", seed=0)
+    back = cx.from_extxyz(cx.to_extxyz(atoms))
+    assert back.info["ligand_id"] == "" and back.info["smiles"] == "[O-]c1ccccc1"
+    assert back.info["charge"] == 1
+
+
 def test_builder_is_deterministic():
     a = cx.build_complex("[O-]CCC1C(N1C)C=O", seed=3)
     b = cx.build_complex("[O-]CCC1C(N1C)C=O", seed=3)

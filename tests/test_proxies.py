@@ -263,3 +263,56 @@ def test_proxy_row_is_reproducible():
     assert a["status"] == b["status"] == T.STATUS_OK
     for c in (*T.XTB_LIGAND_COLUMNS, *T.XTB_COMPLEX_COLUMNS):
         assert a[c] == pytest.approx(b[c], abs=1e-8), c
+
+
+# ---------------------------------------------------------------------------------------------
+# robustness: SCC failures and the per-ligand wall-time cap (a ligand must never block a shard)
+# ---------------------------------------------------------------------------------------------
+def test_regression_ligand_that_hung_a_shard():
+    """O=CC(=O)C(C)(F)C#N made scipy L-BFGS call failing SCCs for minutes (lead's report)."""
+    row = _lig("O=CC(=O)C(C)(F)C#N", "O", 0, "L3058f5a837904f1c")
+    r = px.proxy_row(row, px.ProxySettings())
+    assert set(r) == set(T.PROXY_COLUMNS)
+    if r["status"] == T.STATUS_OK:
+        assert r["xtb_opt_steps"] < px.ProxySettings().max_steps
+    else:
+        assert r["reason"]
+
+
+def test_wall_time_cap_fails_the_row():
+    r = px.proxy_row(_lig("OC", "O", 0, "L2"), px.ProxySettings(max_wall_s_per_ligand=1e-9))
+    assert r["status"] == T.STATUS_FAILED and "wall-time cap" in r["reason"]
+    atoms = cx.build_complex("OC", seed=0)
+    with pytest.raises(xtb.XtbTimeout):
+        xtb.relax_complex(atoms, max_wall_s=0.0)
+
+
+class _FailingCalculator:
+    """Stands in for tblite: every SCC fails, as for a pathological geometry."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def set(self, *_):
+        pass
+
+    def update(self, *_):
+        pass
+
+    def add(self, *_):
+        pass
+
+    def singlepoint(self, *_args, **_kw):
+        self.calls += 1
+        raise RuntimeError("SCF not converged in 100 cycles")
+
+
+def test_scc_failure_ends_the_relaxation_quickly(monkeypatch):
+    fake = _FailingCalculator()
+    monkeypatch.setattr(xtb, "_new_calculator", lambda *a, **k: fake)
+    atoms = cx.build_complex("OC", seed=0)
+    with pytest.raises(xtb.XtbError, match="SCC failed"):
+        xtb.relax_complex(atoms, mode="rigid")
+    assert fake.calls <= 3  # restart guess, EEQ + damping, atomic guess + stronger damping
+    r = px.proxy_row(_lig("OC", "O", 0, "L2"), FAST)
+    assert r["status"] == T.STATUS_FAILED and "XtbError" in r["reason"]

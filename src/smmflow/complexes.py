@@ -412,8 +412,11 @@ def to_extxyz(atoms) -> str:
     """Extended-XYZ text of a complex (ASE writer; info and initial_charges included)."""
     from ase.io import write
 
+    out = atoms.copy()
+    # ASE's extxyz parser misreads empty values (key= swallows the next key): leave them out
+    out.info = {k: v for k, v in atoms.info.items() if not (isinstance(v, str) and v == "")}
     buf = io.StringIO()
-    write(buf, atoms, format="extxyz")
+    write(buf, out, format="extxyz")
     return buf.getvalue()
 
 
@@ -428,8 +431,7 @@ def from_extxyz(text: str):
         if key in atoms.info:
             atoms.info[key] = int(atoms.info[key])
     for key in ("ligand_id", "smiles"):
-        if key in atoms.info:
-            atoms.info[key] = str(atoms.info[key])
+        atoms.info[key] = str(atoms.info.get(key, ""))
     return atoms
 
 

@@ -16,7 +16,8 @@ complex (:data:`~smmflow.tables.XTB_COMPLEX_COLUMNS`)
     number of GFN2 evaluations; the relaxed complex as extended XYZ.
 
 Chemistry failures (unparsable SMILES, no embedding, SCC failure, a ligand that leaves Dy or ends
-up bound through another of its atoms, a relaxation that does not converge) give a
+up bound through another of its atoms, a relaxation that does not converge, the per-ligand
+wall-time cap ``max_wall_s_per_ligand``, checked before every GFN2 SCC) give a
 ``status='failed'`` row with a ``reason``; :func:`proxy_row` never raises for them.
 """
 
@@ -43,7 +44,7 @@ from smmflow.complexes import (
     to_extxyz,
 )
 from smmflow.constants import complex_charge
-from smmflow.xtb import XtbError, gfn2_singlepoint, relax_complex
+from smmflow.xtb import XtbError, XtbTimeout, gfn2_singlepoint, relax_complex
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ProxySettings:
     xtb_accuracy: float = 1.0
     xtb_max_iter: int = 100  # SCC iterations before the EEQ/damped retry
     max_dy_donor_a: float = 3.0  # a relaxed Dy-donor distance above this = ligand left: failed
+    max_wall_s_per_ligand: float = 60.0  # no new GFN2 SCC starts after this (row failed)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> "ProxySettings":
@@ -81,7 +83,7 @@ def _com(symbols: tuple[str, ...], pos: np.ndarray) -> np.ndarray:
 
 def free_ligand_descriptors(symbols: tuple[str, ...], positions_a: np.ndarray, charge: int,
                             neighbors_of_donor: tuple[int, ...], *, accuracy: float = 1.0,
-                            max_iter: int = 60) -> dict[str, float]:
+                            max_iter: int = 100) -> dict[str, float]:
     """GFN2-xTB descriptors of a free ligand (atom 0 = donor); raises :class:`XtbError`."""
     from ase.data import atomic_numbers
 
@@ -139,9 +141,12 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
                                            max_iter=s.xtb_max_iter))
         atoms = build_complex(smiles, ligand_id=out[T.LIGAND_ID], n_rotations=s.n_rotations,
                               seed=s.seed, conformers=lc)
+        budget = float(s.max_wall_s_per_ligand) - (time.perf_counter() - t0)
+        if budget <= 0:
+            raise XtbTimeout("wall-time cap reached before the complex relaxation")
         relaxed, info = relax_complex(atoms, mode=s.relax_mode, fmax=s.fmax_ev_a, max_steps=s.max_steps,
                                       accuracy=s.xtb_accuracy, max_iter=s.xtb_max_iter, waters=s.waters,
-                                      maxstep=s.maxstep_a)
+                                      maxstep=s.maxstep_a, max_wall_s=budget)
         out.update(structural_descriptors(relaxed))
         q = relaxed.get_initial_charges()
         d1, d2 = donor_indices(relaxed)
@@ -164,6 +169,8 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
                              f"(max force {info.max_force_ev_a:.3f} eV/A)")
         else:
             out["status"] = T.STATUS_OK
+    except XtbTimeout as exc:
+        out["reason"] = f"XtbTimeout: {exc} (max_wall_s_per_ligand={s.max_wall_s_per_ligand} s)"
     except (LigandError, XtbError, KeyError, ValueError) as exc:
         out["reason"] = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - a batch must survive any single-ligand failure

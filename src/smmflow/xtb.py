@@ -31,6 +31,7 @@ The SCC of every step restarts from the previous step's wavefunction (tblite res
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,10 @@ RIGID_H0_EV_A2: float = 3.0  # 3 needed ~25% fewer steps than 10 and 40% fewer t
 
 class XtbError(RuntimeError):
     """tblite failed (SCC not converged, bad charge/electron count...)."""
+
+
+class XtbTimeout(XtbError):
+    """The wall-time budget of a relaxation ran out (checked before every SCC)."""
 
 
 @dataclass
@@ -106,7 +111,7 @@ def check_closed_shell(numbers: np.ndarray, charge: int) -> None:
 
 
 def gfn2_singlepoint(numbers, positions_a, charge: int, *, accuracy: float = 1.0,
-                     max_iter: int = 60) -> XtbProperties:
+                     max_iter: int = 100) -> XtbProperties:
     """One GFN2-xTB single point; positions in A. Raises :class:`XtbError` on failure.
 
     Atomic (SAD) guess with ``max_iter`` SCC iterations, then one retry from the EEQ guess with
@@ -154,13 +159,15 @@ def _properties(res) -> XtbProperties:
 class GFN2Engine:
     """Energy and gradient of a fixed set of atoms at changing positions, reusing the SCC guess."""
 
-    def __init__(self, numbers, positions_a, charge: int, *, accuracy: float = 1.0, max_iter: int = 60):
+    def __init__(self, numbers, positions_a, charge: int, *, accuracy: float = 1.0, max_iter: int = 100,
+                 deadline: float | None = None):
         self.numbers = np.asarray(numbers, dtype=int)
         check_closed_shell(self.numbers, charge)
         self.charge = int(charge)
         self._calc = _new_calculator(self.numbers, positions_a, charge, accuracy, max_iter)
         self._res = None
         self.max_iter = int(max_iter)
+        self.deadline = deadline  # time.monotonic() value after which no new SCC is started
         self.n_calls = 0
         self.n_scc_retries = 0
         self.last_positions: np.ndarray | None = None
@@ -169,28 +176,44 @@ class GFN2Engine:
         """(energy in Eh, gradient in Eh/bohr) at ``positions_a`` (A).
 
         SCC from the previous step's wavefunction with at most ``max_iter`` iterations; if that
-        fails (small-gap complexes can need ~200 Broyden iterations from the atomic guess), one
-        retry from the EEQ-charge guess with mixer damping 0.2 and 250 iterations.
+        fails (small-gap complexes can need ~200 Broyden iterations from the atomic guess), a
+        retry from the EEQ-charge guess with mixer damping 0.2 and 250 iterations, then from the
+        atomic guess with damping 0.1 and 300 iterations. No SCC starts after ``deadline``
+        (:class:`XtbTimeout`); a single SCC cannot be interrupted, so the overrun is bounded by
+        one SCC (~300 iterations, ~10 s for a 50-atom complex).
         """
+        self._check_deadline()
         self._calc.update(np.asarray(positions_a, dtype=float) * C.ANGSTROM_TO_BOHR)
         try:
             self._res = self._calc.singlepoint(self._res)
         except Exception:
-            try:
-                self._calc.set("guess", 1)  # EEQ
-                self._calc.set("mixer-damping", 0.2)
-                self._calc.set("max-iter", max(250, self.max_iter))
-                self._res = self._calc.singlepoint(None)
-            except Exception as exc:
-                raise XtbError(f"GFN2-xTB SCC failed: {exc}") from exc
-            finally:
-                self._calc.set("guess", 0)
-                self._calc.set("mixer-damping", 0.4)
-                self._calc.set("max-iter", self.max_iter)
+            self._res = None
+            last: Exception | None = None
+            # EEQ guess + damping 0.2, then atomic guess + damping 0.1 with more iterations
+            for guess, damping, iters in ((1, 0.2, max(250, self.max_iter)), (0, 0.1, 300)):
+                self._check_deadline()
+                try:
+                    self._calc.set("guess", guess)
+                    self._calc.set("mixer-damping", damping)
+                    self._calc.set("max-iter", iters)
+                    self._res = self._calc.singlepoint(None)
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    last = exc
+                finally:
+                    self._calc.set("guess", 0)
+                    self._calc.set("mixer-damping", 0.4)
+                    self._calc.set("max-iter", self.max_iter)
             self.n_scc_retries += 1
+            if self._res is None:
+                raise XtbError(f"GFN2-xTB SCC failed: {last}") from last
         self.n_calls += 1
         self.last_positions = np.array(positions_a, dtype=float)
         return float(self._res.get("energy")), np.asarray(self._res.get("gradient"))
+
+    def _check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise XtbTimeout(f"wall-time cap reached after {self.n_calls} GFN2 evaluations")
 
     def properties(self) -> XtbProperties:
         if self._res is None:
@@ -260,7 +283,8 @@ def rigid_bodies(atoms, waters: str = "fixed") -> list[RigidBody]:
 def bfgs_trust(fun, x0: np.ndarray, groups: list[np.ndarray], *, fmax: float, max_steps: int,
                maxstep: float = 0.2, h0: float = 10.0) -> tuple[np.ndarray, bool]:
     """Minimise ``fun(x) -> (E, dE/dx)`` with BFGS steps capped at ``maxstep`` per group of
-    coordinates (no line search: one energy+gradient per step, as ASE's BFGS).
+    coordinates (no line search: one energy+gradient per step, as ASE's BFGS). If ``fun`` raises
+    :class:`XtbError` at a trial point, the step is shortened (x1/4, twice) before giving up.
 
     ``groups`` partitions the coordinates into 3-vectors (an atom, a body's translation, a body's
     scaled rotation); converged when every group's gradient norm is below ``fmax``. An energy rise
@@ -278,7 +302,16 @@ def bfgs_trust(fun, x0: np.ndarray, groups: list[np.ndarray], *, fmax: float, ma
         longest = max(float(np.linalg.norm(dx[grp])) for grp in groups)
         if longest > maxstep:
             dx *= maxstep / longest
-        e_new, g_new = fun(x + dx)
+        for attempt in range(3):
+            try:
+                e_new, g_new = fun(x + dx)
+                break
+            except XtbTimeout:
+                raise
+            except XtbError:  # SCC failure at the trial geometry: try a shorter step (once)
+                if attempt >= 1:
+                    raise
+                dx *= 0.25
         dg = g_new - g
         a = float(dx @ dg)
         hdx = hess @ dx
@@ -398,12 +431,14 @@ def _relax_flexible(engine: GFN2Engine, positions: np.ndarray, free: np.ndarray,
 
 
 def relax_complex(atoms, *, mode: str = "rigid", fmax: float = 0.05, max_steps: int = 200,
-                  accuracy: float = 1.0, max_iter: int = 60, waters: str = "fixed",
-                  maxstep: float = 0.2):
-    """Relax the axial ligands of a [Dy(H2O)5L2] (Dy and waters frozen) with GFN2-xTB.
+                  accuracy: float = 1.0, max_iter: int = 100, waters: str = "fixed",
+                  maxstep: float = 0.2, max_wall_s: float | None = None):
+    """Relax the axial ligands of a [Dy(H2O)5L2] with GFN2-xTB (Dy and water O frozen; water H
+    frozen too unless ``waters="rotate"``). See the module docstring for ``mode``.
 
     Returns ``(relaxed_atoms, RelaxInfo)``; the copy carries ``initial_charges`` (GFN2 charges at
-    the final geometry) and ``info['xtb_energy_eh']``. Raises :class:`XtbError` on SCC failure.
+    the final geometry) and ``info['xtb_energy_eh']``. Raises :class:`XtbError` on SCC failure
+    and :class:`XtbTimeout` when ``max_wall_s`` (seconds, from the call) is used up.
     """
     if mode not in RELAX_MODES:
         raise ValueError(f"unknown relaxation mode {mode!r}; choose one of {RELAX_MODES}")
@@ -413,7 +448,8 @@ def relax_complex(atoms, *, mode: str = "rigid", fmax: float = 0.05, max_steps: 
         raise ValueError("fmax must be > 0 and max_steps >= 1")
     charge = int(atoms.info["charge"])
     pos = atoms.get_positions().copy()
-    engine = GFN2Engine(atoms.numbers, pos, charge, accuracy=accuracy, max_iter=max_iter)
+    deadline = None if max_wall_s is None else time.monotonic() + float(max_wall_s)
+    engine = GFN2Engine(atoms.numbers, pos, charge, accuracy=accuracy, max_iter=max_iter, deadline=deadline)
     converged = True
     if mode == "axial":
         pos, converged = _relax_axial(engine, pos, ligand_slices(atoms), fmax, max_steps, maxstep)
