@@ -71,6 +71,7 @@ class CasscfSettings:
     conv_tol: float = 1e-9  # SA energy, hartree
     conv_tol_grad: float = 1e-4
     max_cycle_macro: int = 40
+    aoc_prestep: bool = True  # embedded/full: fractional-occupation SCF before SA-CASSCF
     soc_scale: float = 1.0  # multiply the SOC operator (BP-AMFI overestimates zeta by ~5%)
     f_population_min: float = 0.80  # every active orbital must be at least this Dy-f
     kramers_tol_cm1: float = 0.01
@@ -303,6 +304,7 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> 
     history: list[dict] = []
 
     def callback(envs: dict) -> None:
+        log.info("SA-CASSCF macro %s: E=%.10f |g_orb|=%.2e", envs.get("imacro"), envs.get("e_tot", np.nan), envs.get("norm_gorb", np.nan))
         history.append(
             {
                 "macro": int(envs.get("imacro", len(history))) + 1,
@@ -313,6 +315,7 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> 
         )
 
     mc.callback = callback
+    log.info("SA-CASSCF(9,7) x %d sextets: %d AOs, ncore %d, DF %s", N_SEXTETS, mol.nao, ncore, getattr(mf, "with_df", None) is not None)
     mc.kernel(mo0)
     e_states = np.asarray(mc.e_states)
     ci = list(mc.ci)
@@ -368,7 +371,8 @@ def free_ion_reference(settings: CasscfSettings) -> FreeIonReference:
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez(fh, mo_coeff=ref.mo_coeff, e_states=ref.e_states, amfi=ref.amfi, wall_s=ref.wall_s)
-    ref.eri = mol.intor("int2e", aosym="s8")
+    if ref.eri is None:
+        ref.eri = mol.intor("int2e", aosym="s8")
     _FREE_ION_MEMO[key] = ref
     return ref
 
@@ -377,7 +381,9 @@ def _compute_free_ion(mol, settings: CasscfSettings) -> FreeIonReference:
     from pyscf import scf
 
     t0 = time.perf_counter()
+    eri = mol.intor("int2e", aosym="s8")  # 85 AOs: ~50 MB, computed once and reused everywhere
     mf = scf.ROHF(mol).sfx2c1e()
+    mf._eri = eri
     mf.conv_tol = 1e-9
     mf.max_cycle = 200
     mf.kernel()
@@ -388,14 +394,14 @@ def _compute_free_ion(mol, settings: CasscfSettings) -> FreeIonReference:
     cand = np.arange(min(mol.nao, nocc + NCAS))
     act, _ = select_4f_orbitals(mol, mf.mo_coeff, cand)
     mo0 = _reorder(mf.mo_coeff, act, DY_CORE_ORBITALS)
-    mf_ci = _make_scf(mol, None, settings, use_df=False)
+    mf_ci = _make_scf(mol, None, settings, use_df=False, eri=eri)
     out = run_sa_casscf(mf_ci, mo0, DY_CORE_ORBITALS, settings)
     if not out.converged:
         raise CasscfFailure("free-ion SA-CASSCF did not converge")
     dm = _sa_density(out)
     f_shells = [i for i in range(mol.nbas) if mol.bas_angular(i) == 3]
     amfi = spin_orbit.somf_two_electron_ao(mol, dm, f_shells)
-    return FreeIonReference(out.mo_coeff, out.e_states, amfi, wall_s=time.perf_counter() - t0)
+    return FreeIonReference(out.mo_coeff, out.e_states, amfi, eri=eri, wall_s=time.perf_counter() - t0)
 
 
 def _reorder(mo: np.ndarray, act: np.ndarray, ncore: int) -> np.ndarray:
@@ -463,7 +469,9 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     mf.get_hcore = lambda *a, **k: h
     mf.conv_tol = 1e-7
     mf.max_cycle = 100
+    log.info("ligand-shell RHF: %d atoms, %d AOs", env.natm, env.nao)
     mf.kernel()
+    log.info("ligand-shell RHF done in %.1f s (converged %s)", time.perf_counter() - t0, mf.converged)
     info["ligand_shell_scf_converged"] = bool(mf.converged)
     info["ligand_shell_scf_s"] = time.perf_counter() - t0
     nocc_env = env.nelectron // 2
@@ -493,6 +501,64 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     return mo, DY_CORE_ORBITALS + nocc_env, info
 
 
+def average_configuration_prestep(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> tuple[np.ndarray, dict]:
+    """Relax the start orbitals by a restricted SCF with the 4f^9 shell fractionally occupied (9/7
+    electrons in each of the 7 most Dy-f MOs, re-picked by f-population every iteration; 2 in the
+    ``ncore`` MOs of maximum overlap with the start's doubly occupied space). Its density is the spherical average of the 21 sextets, so the
+    orbitals land close to the SA-CASSCF ones and SA-CASSCF then needs few macro-iterations.
+
+    ``mf`` carries the molecule, the hcore (with point charges) and DF; returns the reordered
+    orbitals (core | 4f | virtual) and diagnostics.
+    """
+    from pyscf import scf
+
+    mol = mf.mol
+    rhf = scf.hf.RHF(mol)
+    if getattr(mf, "with_df", None) is not None:
+        rhf = rhf.density_fit(auxbasis=settings.auxbasis)
+        rhf.with_df = mf.with_df
+    h = mf.get_hcore()
+    rhf.get_hcore = lambda *a, **k: h
+    rhf.verbose = 0
+    rhf.conv_tol = 1e-8
+    rhf.max_cycle = 60
+    nf = DY_4F_ELECTRONS / NCAS
+    window = ncore + NCAS + 20
+
+    s_ao = mol.intor_symmetric("int1e_ovlp")
+    core_ref = mo0[:, :ncore].T @ s_ao  # initial-maximum-overlap reference of the doubly occupied space
+
+    def get_occ(mo_energy=None, mo_coeff=None):
+        # 4f by Dy-f population; the doubly occupied MOs by maximum overlap with the start's core
+        # space (IMOM), not by aufbau: aufbau lets ligand electrons drop into Dy 5d/6s (Dy3+ pulls)
+        order = np.argsort(mo_energy)
+        low = order[: min(len(order), window)]
+        act, _ = select_4f_orbitals(mol, mo_coeff, low)
+        occ = np.zeros(len(mo_energy))
+        occ[act] = nf
+        weight = np.einsum("ki,ki->i", core_ref @ mo_coeff, core_ref @ mo_coeff)
+        weight[act] = -1.0
+        occ[np.argsort(-weight)[:ncore]] = 2.0
+        return occ
+
+    rhf.get_occ = get_occ
+    occ0 = np.zeros(mo0.shape[1])
+    occ0[:ncore] = 2.0
+    occ0[ncore : ncore + NCAS] = nf
+    dm0 = (mo0 * occ0) @ mo0.T
+    t0 = time.perf_counter()
+    rhf.kernel(dm0)
+    occ = rhf.mo_occ
+    act = np.where(np.isclose(occ, nf))[0]
+    core = np.where(np.isclose(occ, 2.0))[0]
+    virt = np.where(occ == 0.0)[0]
+    mo = np.hstack([rhf.mo_coeff[:, core], rhf.mo_coeff[:, act], rhf.mo_coeff[:, virt]])
+    info = {"aoc_scf_converged": bool(rhf.converged), "aoc_scf_s": time.perf_counter() - t0,
+            "aoc_scf_cycles": int(getattr(rhf, "cycles", -1))}
+    log.info("average-of-configuration SCF: %.1f s, converged %s", info["aoc_scf_s"], rhf.converged)
+    return mo, info
+
+
 # ---------------------------------------------------------------------------------------------
 # The whole calculation
 # ---------------------------------------------------------------------------------------------
@@ -515,6 +581,9 @@ def run_complex(atoms, settings: CasscfSettings | None = None) -> dict[str, Any]
     single_atom = mol.natm == 1
     use_df = settings.density_fit and not single_atom
     mf = _make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
+    if not single_atom and settings.aoc_prestep:
+        mo0, aoc_info = average_configuration_prestep(mf, mo0, ncore, settings)
+        start_info.update(aoc_info)
     t1 = time.perf_counter()
     out = run_sa_casscf(mf, mo0, ncore, settings)
     t_casscf = time.perf_counter() - t1
