@@ -95,3 +95,17 @@ def test_validate_flags_unphysical_results():
     bad = dict(ok, converged=False, kramers_splitting_max_cm1=0.5, active_f_population=[0.3] + [0.99] * 6)
     status, reason = casscf.validate(bad, s)
     assert status == "failed" and "Kramers" in reason and "4f" in reason and "converged" in reason
+
+
+def test_cli_exit_codes_and_failed_json(tmp_path):
+    import json
+
+    from smmflow.casscf_cli import main
+
+    assert main([str(tmp_path / "missing.xyz"), "--charge", "1"]) == 2
+    xyz = tmp_path / "noDy.xyz"
+    xyz.write_text("2\n\nO 0 0 0\nH 0 0 0.96\n")
+    out = tmp_path / "out.json"
+    assert main([str(xyz), "--charge", "-1", "--tier", "full", "--json", str(out), "--cache-dir", str(tmp_path)]) == 1
+    res = json.loads(out.read_text())
+    assert res["status"] == "failed" and "Dy" in res["reason"] and res["tier"] == "full"

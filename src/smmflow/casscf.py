@@ -307,7 +307,7 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> 
         log.info("SA-CASSCF macro %s: E=%.10f |g_orb|=%.2e", envs.get("imacro"), envs.get("e_tot", np.nan), envs.get("norm_gorb", np.nan))
         history.append(
             {
-                "macro": int(envs.get("imacro", len(history))) + 1,
+                "macro": int(envs.get("imacro", 0)),  # PySCF counts from 1; also called per micro step
                 "e_tot": float(envs.get("e_tot", np.nan)),
                 "de": float(envs.get("de", np.nan)) if envs.get("de") is not None else None,
                 "norm_gorb": float(envs.get("norm_gorb", np.nan)),
@@ -321,7 +321,8 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> 
     ci = list(mc.ci)
     if len(ci) != N_SEXTETS:
         raise CasscfFailure(f"CASCI returned {len(ci)} roots, expected {N_SEXTETS}")
-    return SaCasscfOutcome(mc, bool(mc.converged), len(history), history, e_states, ci, mc.mo_coeff, ncore)
+    n_macro = max((h["macro"] for h in history), default=0)
+    return SaCasscfOutcome(mc, bool(mc.converged), n_macro, history, e_states, ci, mc.mo_coeff, ncore)
 
 
 # ---------------------------------------------------------------------------------------------
