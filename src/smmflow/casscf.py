@@ -71,7 +71,7 @@ class CasscfSettings:
     conv_tol: float = 1e-9  # SA energy, hartree
     conv_tol_grad: float = 1e-4
     max_cycle_macro: int = 40
-    aoc_prestep: bool = True  # embedded/full: fractional-occupation SCF before SA-CASSCF
+    aoc_prestep: bool = False  # embedded/full: fractional-occupation SCF first (worse start so far: see docs)
     soc_scale: float = 1.0  # multiply the SOC operator (BP-AMFI overestimates zeta by ~5%)
     f_population_min: float = 0.80  # every active orbital must be at least this Dy-f
     kramers_tol_cm1: float = 0.01
