@@ -109,3 +109,24 @@ def test_cli_exit_codes_and_failed_json(tmp_path):
     assert main([str(xyz), "--charge", "-1", "--tier", "full", "--json", str(out), "--cache-dir", str(tmp_path)]) == 1
     res = json.loads(out.read_text())
     assert res["status"] == "failed" and "Dy" in res["reason"] and res["tier"] == "full"
+
+
+@pytest.mark.parametrize("smiles", ["n1ccccc1", "[O-]C(=O)C", "[O-]c1ccccc1", "[NH-]C(=O)C", "Cn1ccnc1"])
+def test_embedded_never_cuts_multiple_bonds_and_pieces_are_closed_shell(smiles):
+    if smiles == "Cn1ccnc1":
+        smiles = "n1ccn(C)c1"  # donor (imine N) first
+    atoms = rdkit_ligand_complex(smiles)
+    emb = casscf.partition(atoms, "embedded")  # raises on an odd-electron piece
+    z = {"Dy": 66, "O": 8, "N": 7, "C": 6, "H": 1}
+    assert (sum(z[s] for s in emb.symbols) - emb.charge - 9) % 2 == 0
+    nbrs = casscf.ligand_bond_graph(atoms)
+    quantum_positions = {tuple(np.round(p, 6)) for p in emb.coords}
+    for i in range(16, len(atoms)):
+        if tuple(np.round(atoms.positions[i], 6)) not in quantum_positions:
+            continue
+        for j in nbrs[i]:
+            if tuple(np.round(atoms.positions[j], 6)) not in quantum_positions:  # a cut bond
+                d = atoms.get_distance(i, j)
+                assert casscf.is_single_bond(atoms[i].symbol, atoms[j].symbol, d), (smiles, i, j, d)
+    if smiles in ("n1ccccc1", "[O-]c1ccccc1"):
+        assert emb.n_link_atoms == 0  # the aromatic ring is kept whole

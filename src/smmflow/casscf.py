@@ -154,6 +154,15 @@ def ligand_bond_graph(atoms) -> list[set[int]]:
     return nbrs
 
 
+def is_single_bond(el_i: str, el_j: str, d: float, factor: float = 0.97) -> bool:
+    """Geometric single-bond test: length >= ``factor`` x the sum of single-bond covalent radii
+    (C-C >= 1.47, C-N >= 1.43, C-O >= 1.38 A); aromatic, double and conjugated amide/ester C-X bonds
+    are shorter. Only such bonds may be cut and capped by H in the embedded tier."""
+    from ase.data import atomic_numbers, covalent_radii
+
+    return d >= factor * (covalent_radii[atomic_numbers[el_i]] + covalent_radii[atomic_numbers[el_j]])
+
+
 def donor_indices(atoms) -> list[int]:
     """The two axial donor atoms: from ``atoms.info['donor_indices']`` or the two non-water atoms nearest Dy."""
     if "donor_indices" in atoms.info:
@@ -183,6 +192,16 @@ def partition(atoms, tier: str) -> QuantumRegion:
     for d in donor_indices(atoms):
         quantum.add(d)
         quantum |= nbrs[d]
+    # never cut a multiple/aromatic bond: grow the quantum region across every bond to the outside
+    # that is shorter than a single bond, until only single bonds are cut (then capped by H)
+    grown = True
+    while grown:
+        grown = False
+        for i in list(quantum):
+            for j in nbrs[i] - quantum:
+                if sym[j] != "H" and not is_single_bond(sym[i], sym[j], float(np.linalg.norm(pos[j] - pos[i]))):
+                    quantum.add(j)
+                    grown = True
     # hydrogens on quantum heavy atoms come along (no dangling X-H cut)
     for i in list(quantum):
         quantum |= {j for j in nbrs[i] if sym[j] == "H"}
@@ -197,7 +216,18 @@ def partition(atoms, tier: str) -> QuantumRegion:
             link_pos.append(pos[i] + bond / np.linalg.norm(bond) * r)
     mm = [j for j in range(len(atoms)) if j not in quantum]
     mmq = np.array([0.0 if j in boundary else q[j] for j in mm])
-    qcharge = DY_ION_CHARGE + 2 * ligand_charge_of(atoms)
+    qlig = ligand_charge_of(atoms)
+    qcharge = DY_ION_CHARGE + 2 * qlig
+    frag = fragment_ids(atoms)
+    for f in (6, 7):
+        piece = [i for i in qidx if frag[i] == f]
+        n_links = sum(1 for i in qidx if frag[i] == f for _ in nbrs[i] - quantum)
+        n_el = int(sum(atoms.numbers[i] for i in piece)) + n_links - qlig
+        if n_el % 2:
+            raise ValueError(
+                f"embedded tier: the quantum piece of ligand {f - 5} has an odd electron count ({n_el}) "
+                "after capping; use the full or pointcharge tier for this ligand"
+            )
     coords = np.vstack([pos[qidx], np.array(link_pos).reshape(-1, 3)])
     return QuantumRegion(
         [sym[i] for i in qidx] + link_sym, coords, qcharge, pos[mm].copy(), mmq, len(link_sym)
