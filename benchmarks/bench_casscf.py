@@ -87,7 +87,7 @@ def bench_tiers(args) -> None:
 
 
 def bench_ligands(args) -> None:
-    cache = tempfile.mkdtemp(prefix="casscf_bench_")
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="casscf_bench_")
     print(f"{'ligand':<18} {'SMILES':<22} {'tier':<12} {'KD2/cm-1':>9} {'KD8/cm-1':>9} {'gz(KD1)':>8} {'published KD2':>13} {'s':>6}")
     for label, (smi, pub) in LIGANDS.items():
         atoms = build("hydroxide" if smi == "[OH-]" else smi)
@@ -108,6 +108,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="repeats of the pointcharge tier (median)")
     p.add_argument("--ligands", action="store_true", help="KD2 of one ligand per class instead of timings")
     p.add_argument("--json", default=None)
+    p.add_argument("--cache-dir", default=None, help="reuse a free-ion reference cache (--ligands only)")
     args = p.parse_args()
     (bench_ligands if args.ligands else bench_tiers)(args)
 

@@ -89,3 +89,48 @@ def test_strongly_axial_field_gives_ising_ground_doublet(settings):
     assert gz > 19.5 and gx < 0.1 and gy < 0.1
     assert abs(res["easy_axis"][2]) > 0.999  # easy axis along the charges
     assert res["status"] == "ok"
+
+
+def stevens_first_order_kd(r_ang: float, rk: dict[int, float]) -> np.ndarray:
+    """KD energies (cm-1) of 6H15/2 for two -1 point charges at +-r on z, first-order crystal field
+    with Stevens operator equivalents: V = 2 sum_k r^k P_k(cos theta) / R^(k+1) (k = 2, 4, 6), and
+    r^2 P_2 -> alpha <r2> O20 / 2, r^4 P_4 -> beta <r4> O40 / 8, r^6 P_6 -> gamma <r6> O60 / 16."""
+    from smmflow.constants import ANGSTROM_TO_BOHR, HARTREE_TO_CM1, STEVENS_ALPHA_J, STEVENS_BETA_J, STEVENS_GAMMA_J
+
+    j = 7.5
+    x = j * (j + 1)
+    m = np.arange(j, -j - 1, -1)
+    o20 = 3 * m**2 - x
+    o40 = 35 * m**4 - (30 * x - 25) * m**2 + 3 * x**2 - 6 * x
+    o60 = 231 * m**6 - (315 * x - 735) * m**4 + (105 * x**2 - 525 * x + 294) * m**2 - 5 * x**3 + 40 * x**2 - 60 * x
+    rb = r_ang * ANGSTROM_TO_BOHR
+    e = (2 / rb**3 * STEVENS_ALPHA_J * rk[2] * o20 / 2 + 2 / rb**5 * STEVENS_BETA_J * rk[4] * o40 / 8
+         + 2 / rb**7 * STEVENS_GAMMA_J * rk[6] * o60 / 16) * HARTREE_TO_CM1
+    e = np.sort(e)[::2]
+    return e - e[0]
+
+
+def test_weak_axial_field_matches_stevens_first_order(settings, free_ion):
+    """CASCI on the free-ion orbitals (no orbital relaxation) in a weak axial field (-1 charges at
+    +-5 A) reproduces first-order crystal-field theory in 6H15/2 with <r^k> of the same 4f orbitals."""
+    from pyscf import dft
+
+    from dataclasses import replace
+
+    ref = casscf.free_ion_reference(settings)
+    mol = casscf.build_molecule(["Dy"], np.zeros((1, 3)), 3, 5, settings)
+    grids = dft.gen_grid.Grids(mol)
+    grids.level = 5
+    grids.build()
+    phi = dft.numint.eval_ao(mol, grids.coords) @ ref.mo_coeff[:, casscf.DY_CORE_ORBITALS : casscf.DY_CORE_ORBITALS + 7]
+    dens = (phi**2).mean(axis=1)
+    r = np.linalg.norm(grids.coords, axis=1)
+    rk = {k: float(np.sum(grids.weights * dens * r**k)) for k in (2, 4, 6)}
+    atoms = Atoms("DyOO", positions=[[0, 0, 0], [0, 0, 5.0], [0, 0, -5.0]])
+    atoms.info["charge"] = 1
+    atoms.arrays["initial_charges"] = np.array([0.0, -1.0, -1.0])
+    res = casscf.run_complex(atoms, replace(settings, max_cycle_macro=0))
+    expected = stevens_first_order_kd(5.0, rk)
+    got = np.array(res["kd_energies_cm1"])
+    assert expected[-1] > 10.0  # the field is not negligible
+    assert np.allclose(got[1:], expected[1:], rtol=0.03)

@@ -95,3 +95,38 @@ def test_validate_flags_unphysical_results():
     bad = dict(ok, converged=False, kramers_splitting_max_cm1=0.5, active_f_population=[0.3] + [0.99] * 6)
     status, reason = casscf.validate(bad, s)
     assert status == "failed" and "Kramers" in reason and "4f" in reason and "converged" in reason
+
+
+def test_cli_exit_codes_and_failed_json(tmp_path):
+    import json
+
+    from smmflow.casscf_cli import main
+
+    assert main([str(tmp_path / "missing.xyz"), "--charge", "1"]) == 2
+    xyz = tmp_path / "noDy.xyz"
+    xyz.write_text("2\n\nO 0 0 0\nH 0 0 0.96\n")
+    out = tmp_path / "out.json"
+    assert main([str(xyz), "--charge", "-1", "--tier", "full", "--json", str(out), "--cache-dir", str(tmp_path)]) == 1
+    res = json.loads(out.read_text())
+    assert res["status"] == "failed" and "Dy" in res["reason"] and res["tier"] == "full"
+
+
+@pytest.mark.parametrize("smiles", ["n1ccccc1", "[O-]C(=O)C", "[O-]c1ccccc1", "[NH-]C(=O)C", "Cn1ccnc1"])
+def test_embedded_never_cuts_multiple_bonds_and_pieces_are_closed_shell(smiles):
+    if smiles == "Cn1ccnc1":
+        smiles = "n1ccn(C)c1"  # donor (imine N) first
+    atoms = rdkit_ligand_complex(smiles)
+    emb = casscf.partition(atoms, "embedded")  # raises on an odd-electron piece
+    z = {"Dy": 66, "O": 8, "N": 7, "C": 6, "H": 1}
+    assert (sum(z[s] for s in emb.symbols) - emb.charge - 9) % 2 == 0
+    nbrs = casscf.ligand_bond_graph(atoms)
+    quantum_positions = {tuple(np.round(p, 6)) for p in emb.coords}
+    for i in range(16, len(atoms)):
+        if tuple(np.round(atoms.positions[i], 6)) not in quantum_positions:
+            continue
+        for j in nbrs[i]:
+            if tuple(np.round(atoms.positions[j], 6)) not in quantum_positions:  # a cut bond
+                d = atoms.get_distance(i, j)
+                assert casscf.is_single_bond(atoms[i].symbol, atoms[j].symbol, d), (smiles, i, j, d)
+    if smiles in ("n1ccccc1", "[O-]c1ccccc1"):
+        assert emb.n_link_atoms == 0  # the aromatic ring is kept whole

@@ -71,6 +71,7 @@ class CasscfSettings:
     conv_tol: float = 1e-9  # SA energy, hartree
     conv_tol_grad: float = 1e-4
     max_cycle_macro: int = 40
+    aoc_prestep: bool = False  # embedded/full: fractional-occupation SCF first (worse start so far: see docs)
     soc_scale: float = 1.0  # multiply the SOC operator (BP-AMFI overestimates zeta by ~5%)
     f_population_min: float = 0.80  # every active orbital must be at least this Dy-f
     kramers_tol_cm1: float = 0.01
@@ -153,6 +154,15 @@ def ligand_bond_graph(atoms) -> list[set[int]]:
     return nbrs
 
 
+def is_single_bond(el_i: str, el_j: str, d: float, factor: float = 0.97) -> bool:
+    """Geometric single-bond test: length >= ``factor`` x the sum of single-bond covalent radii
+    (C-C >= 1.47, C-N >= 1.43, C-O >= 1.38 A); aromatic, double and conjugated amide/ester C-X bonds
+    are shorter. Only such bonds may be cut and capped by H in the embedded tier."""
+    from ase.data import atomic_numbers, covalent_radii
+
+    return d >= factor * (covalent_radii[atomic_numbers[el_i]] + covalent_radii[atomic_numbers[el_j]])
+
+
 def donor_indices(atoms) -> list[int]:
     """The two axial donor atoms: from ``atoms.info['donor_indices']`` or the two non-water atoms nearest Dy."""
     if "donor_indices" in atoms.info:
@@ -182,6 +192,16 @@ def partition(atoms, tier: str) -> QuantumRegion:
     for d in donor_indices(atoms):
         quantum.add(d)
         quantum |= nbrs[d]
+    # never cut a multiple/aromatic bond: grow the quantum region across every bond to the outside
+    # that is shorter than a single bond, until only single bonds are cut (then capped by H)
+    grown = True
+    while grown:
+        grown = False
+        for i in list(quantum):
+            for j in nbrs[i] - quantum:
+                if sym[j] != "H" and not is_single_bond(sym[i], sym[j], float(np.linalg.norm(pos[j] - pos[i]))):
+                    quantum.add(j)
+                    grown = True
     # hydrogens on quantum heavy atoms come along (no dangling X-H cut)
     for i in list(quantum):
         quantum |= {j for j in nbrs[i] if sym[j] == "H"}
@@ -196,7 +216,18 @@ def partition(atoms, tier: str) -> QuantumRegion:
             link_pos.append(pos[i] + bond / np.linalg.norm(bond) * r)
     mm = [j for j in range(len(atoms)) if j not in quantum]
     mmq = np.array([0.0 if j in boundary else q[j] for j in mm])
-    qcharge = DY_ION_CHARGE + 2 * ligand_charge_of(atoms)
+    qlig = ligand_charge_of(atoms)
+    qcharge = DY_ION_CHARGE + 2 * qlig
+    frag = fragment_ids(atoms)
+    for f in (6, 7):
+        piece = [i for i in qidx if frag[i] == f]
+        n_links = sum(1 for i in qidx if frag[i] == f for _ in nbrs[i] - quantum)
+        n_el = int(sum(atoms.numbers[i] for i in piece)) + n_links - qlig
+        if n_el % 2:
+            raise ValueError(
+                f"embedded tier: the quantum piece of ligand {f - 5} has an odd electron count ({n_el}) "
+                "after capping; use the full or pointcharge tier for this ligand"
+            )
     coords = np.vstack([pos[qidx], np.array(link_pos).reshape(-1, 3)])
     return QuantumRegion(
         [sym[i] for i in qidx] + link_sym, coords, qcharge, pos[mm].copy(), mmq, len(link_sym)
@@ -303,9 +334,10 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> 
     history: list[dict] = []
 
     def callback(envs: dict) -> None:
+        log.info("SA-CASSCF macro %s: E=%.10f |g_orb|=%.2e", envs.get("imacro"), envs.get("e_tot", np.nan), envs.get("norm_gorb", np.nan))
         history.append(
             {
-                "macro": int(envs.get("imacro", len(history))) + 1,
+                "macro": int(envs.get("imacro", 0)),  # PySCF counts from 1; also called per micro step
                 "e_tot": float(envs.get("e_tot", np.nan)),
                 "de": float(envs.get("de", np.nan)) if envs.get("de") is not None else None,
                 "norm_gorb": float(envs.get("norm_gorb", np.nan)),
@@ -313,12 +345,14 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> 
         )
 
     mc.callback = callback
+    log.info("SA-CASSCF(9,7) x %d sextets: %d AOs, ncore %d, DF %s", N_SEXTETS, mol.nao, ncore, getattr(mf, "with_df", None) is not None)
     mc.kernel(mo0)
     e_states = np.asarray(mc.e_states)
     ci = list(mc.ci)
     if len(ci) != N_SEXTETS:
         raise CasscfFailure(f"CASCI returned {len(ci)} roots, expected {N_SEXTETS}")
-    return SaCasscfOutcome(mc, bool(mc.converged), len(history), history, e_states, ci, mc.mo_coeff, ncore)
+    n_macro = max((h["macro"] for h in history), default=0)
+    return SaCasscfOutcome(mc, bool(mc.converged), n_macro, history, e_states, ci, mc.mo_coeff, ncore)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +402,8 @@ def free_ion_reference(settings: CasscfSettings) -> FreeIonReference:
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez(fh, mo_coeff=ref.mo_coeff, e_states=ref.e_states, amfi=ref.amfi, wall_s=ref.wall_s)
-    ref.eri = mol.intor("int2e", aosym="s8")
+    if ref.eri is None:
+        ref.eri = mol.intor("int2e", aosym="s8")
     _FREE_ION_MEMO[key] = ref
     return ref
 
@@ -377,7 +412,9 @@ def _compute_free_ion(mol, settings: CasscfSettings) -> FreeIonReference:
     from pyscf import scf
 
     t0 = time.perf_counter()
+    eri = mol.intor("int2e", aosym="s8")  # 85 AOs: ~50 MB, computed once and reused everywhere
     mf = scf.ROHF(mol).sfx2c1e()
+    mf._eri = eri
     mf.conv_tol = 1e-9
     mf.max_cycle = 200
     mf.kernel()
@@ -388,14 +425,14 @@ def _compute_free_ion(mol, settings: CasscfSettings) -> FreeIonReference:
     cand = np.arange(min(mol.nao, nocc + NCAS))
     act, _ = select_4f_orbitals(mol, mf.mo_coeff, cand)
     mo0 = _reorder(mf.mo_coeff, act, DY_CORE_ORBITALS)
-    mf_ci = _make_scf(mol, None, settings, use_df=False)
+    mf_ci = _make_scf(mol, None, settings, use_df=False, eri=eri)
     out = run_sa_casscf(mf_ci, mo0, DY_CORE_ORBITALS, settings)
     if not out.converged:
         raise CasscfFailure("free-ion SA-CASSCF did not converge")
     dm = _sa_density(out)
     f_shells = [i for i in range(mol.nbas) if mol.bas_angular(i) == 3]
     amfi = spin_orbit.somf_two_electron_ao(mol, dm, f_shells)
-    return FreeIonReference(out.mo_coeff, out.e_states, amfi, wall_s=time.perf_counter() - t0)
+    return FreeIonReference(out.mo_coeff, out.e_states, amfi, eri=eri, wall_s=time.perf_counter() - t0)
 
 
 def _reorder(mo: np.ndarray, act: np.ndarray, ncore: int) -> np.ndarray:
@@ -463,7 +500,9 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     mf.get_hcore = lambda *a, **k: h
     mf.conv_tol = 1e-7
     mf.max_cycle = 100
+    log.info("ligand-shell RHF: %d atoms, %d AOs", env.natm, env.nao)
     mf.kernel()
+    log.info("ligand-shell RHF done in %.1f s (converged %s)", time.perf_counter() - t0, mf.converged)
     info["ligand_shell_scf_converged"] = bool(mf.converged)
     info["ligand_shell_scf_s"] = time.perf_counter() - t0
     nocc_env = env.nelectron // 2
@@ -493,6 +532,64 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     return mo, DY_CORE_ORBITALS + nocc_env, info
 
 
+def average_configuration_prestep(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> tuple[np.ndarray, dict]:
+    """Relax the start orbitals by a restricted SCF with the 4f^9 shell fractionally occupied (9/7
+    electrons in each of the 7 most Dy-f MOs, re-picked by f-population every iteration; 2 in the
+    ``ncore`` MOs of maximum overlap with the start's doubly occupied space). Its density is the spherical average of the 21 sextets, so the
+    orbitals land close to the SA-CASSCF ones and SA-CASSCF then needs few macro-iterations.
+
+    ``mf`` carries the molecule, the hcore (with point charges) and DF; returns the reordered
+    orbitals (core | 4f | virtual) and diagnostics.
+    """
+    from pyscf import scf
+
+    mol = mf.mol
+    rhf = scf.hf.RHF(mol)
+    if getattr(mf, "with_df", None) is not None:
+        rhf = rhf.density_fit(auxbasis=settings.auxbasis)
+        rhf.with_df = mf.with_df
+    h = mf.get_hcore()
+    rhf.get_hcore = lambda *a, **k: h
+    rhf.verbose = 0
+    rhf.conv_tol = 1e-8
+    rhf.max_cycle = 60
+    nf = DY_4F_ELECTRONS / NCAS
+    window = ncore + NCAS + 20
+
+    s_ao = mol.intor_symmetric("int1e_ovlp")
+    core_ref = mo0[:, :ncore].T @ s_ao  # initial-maximum-overlap reference of the doubly occupied space
+
+    def get_occ(mo_energy=None, mo_coeff=None):
+        # 4f by Dy-f population; the doubly occupied MOs by maximum overlap with the start's core
+        # space (IMOM), not by aufbau: aufbau lets ligand electrons drop into Dy 5d/6s (Dy3+ pulls)
+        order = np.argsort(mo_energy)
+        low = order[: min(len(order), window)]
+        act, _ = select_4f_orbitals(mol, mo_coeff, low)
+        occ = np.zeros(len(mo_energy))
+        occ[act] = nf
+        weight = np.einsum("ki,ki->i", core_ref @ mo_coeff, core_ref @ mo_coeff)
+        weight[act] = -1.0
+        occ[np.argsort(-weight)[:ncore]] = 2.0
+        return occ
+
+    rhf.get_occ = get_occ
+    occ0 = np.zeros(mo0.shape[1])
+    occ0[:ncore] = 2.0
+    occ0[ncore : ncore + NCAS] = nf
+    dm0 = (mo0 * occ0) @ mo0.T
+    t0 = time.perf_counter()
+    rhf.kernel(dm0)
+    occ = rhf.mo_occ
+    act = np.where(np.isclose(occ, nf))[0]
+    core = np.where(np.isclose(occ, 2.0))[0]
+    virt = np.where(occ == 0.0)[0]
+    mo = np.hstack([rhf.mo_coeff[:, core], rhf.mo_coeff[:, act], rhf.mo_coeff[:, virt]])
+    info = {"aoc_scf_converged": bool(rhf.converged), "aoc_scf_s": time.perf_counter() - t0,
+            "aoc_scf_cycles": int(getattr(rhf, "cycles", -1))}
+    log.info("average-of-configuration SCF: %.1f s, converged %s", info["aoc_scf_s"], rhf.converged)
+    return mo, info
+
+
 # ---------------------------------------------------------------------------------------------
 # The whole calculation
 # ---------------------------------------------------------------------------------------------
@@ -515,6 +612,9 @@ def run_complex(atoms, settings: CasscfSettings | None = None) -> dict[str, Any]
     single_atom = mol.natm == 1
     use_df = settings.density_fit and not single_atom
     mf = _make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
+    if not single_atom and settings.aoc_prestep:
+        mo0, aoc_info = average_configuration_prestep(mf, mo0, ncore, settings)
+        start_info.update(aoc_info)
     t1 = time.perf_counter()
     out = run_sa_casscf(mf, mo0, ncore, settings)
     t_casscf = time.perf_counter() - t1
