@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_training.py [--n 2000] [--epochs 3] [--repeats 3]
 
-Trains the default-config model (config/learning.part.yaml) on the first ``--n`` SMILES of the
+Trains the default-config model (config/config.yaml) on the first ``--n`` SMILES of the
 published excerpt, with 1 torch thread (the baseline, measured in the same run) and with
 ``--threads`` threads. Throughput of an epoch = training SMILES / wall time of that epoch
 (excluding the first epoch, which pays one-off costs); the figure is the median over epochs and
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    s = yaml.safe_load((ROOT / "config" / "learning.part.yaml").read_text())["learning"]
+    s = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["learning"]
     full = published_learning_data(ROOT / "resources/published/kramers_labelled_excerpt.txt", None)
     import dataclasses
 

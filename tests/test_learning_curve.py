@@ -53,7 +53,7 @@ def test_published_reader_rejects_bad_files(tmp_path):
 
 
 def tiny_settings() -> dict:
-    s = yaml.safe_load((ROOT / "config" / "learning.part.yaml").read_text())["learning"]
+    s = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["learning"]
     s.update(threads=1, extra_smiles_files=[], min_kd_labels=4, cv_folds=3)
     s["model"].update(embed_dim=16, hidden_dim=32, latent_dim=8, head_hidden=16)
     s["training"].update(epochs=3, batch_size=16)

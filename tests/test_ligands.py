@@ -364,7 +364,7 @@ def test_generator_rejects_bad_settings():
 def _config_and_schema():
     yaml = pytest.importorskip("yaml")
     jsonschema = pytest.importorskip("jsonschema")
-    cfg = yaml.safe_load((ROOT / "config" / "ligands.part.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "ligands.part.schema.yaml").read_text())
     return cfg, schema, jsonschema
 

@@ -327,7 +327,7 @@ class LigandFilters:
 
     @classmethod
     def from_config(cls, cfg: dict) -> "LigandFilters":
-        """Build from the ``ligands`` config block (keys as in config/ligands.part.yaml)."""
+        """Build from the ``ligands`` config block (keys as in config/config.yaml)."""
         return cls(
             elements=frozenset(cfg.get("elements", cls.elements)),
             min_heavy_atoms=int(cfg.get("min_heavy_atoms", cls.min_heavy_atoms)),

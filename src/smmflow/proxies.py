@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProxySettings:
-    """Knobs of the proxy stage (config block ``proxies``; defaults = config/proxies.part.yaml)."""
+    """Knobs of the proxy stage (config block ``proxies``; defaults = config/config.yaml)."""
 
     n_conformers: int = 8  # RDKit ETKDG conformers tried for the free ligand and the complex
     n_rotations: int = 12  # rotations about the Dy-donor axis scanned by the builder

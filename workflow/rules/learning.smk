@@ -1,5 +1,5 @@
 # Learning: VAE trained by proxy, learning curve, latent-space generation, published benchmark.
-# Needs R(), register_target() and config["learning"] (config/learning.part.yaml).
+# Needs R(), register_target() and config["learning"] (config/config.yaml).
 # Stage targets: "learning" (model, learning curve, generation) and "published_benchmark".
 # gpu resource of the training rules: 1 only when config["learning"]["gpu"] asks for one (clusters)
 

@@ -1,5 +1,5 @@
 # Proxy labels: GFN2-xTB (sharded) and optional PySCF DFT of the free ligands.
-# Needs R() and config["proxies"] (config/proxies.part.yaml); the DAG depends on n_shards only.
+# Needs R() and config["proxies"] (config/config.yaml); the DAG depends on n_shards only.
 # Targets for rule all: R("proxies/proxies.parquet"), plus R("proxies/dft.parquet") when
 # config["proxies"]["dft"]["enabled"].
 
