@@ -16,7 +16,6 @@ KD-head ensemble mean (its spread is the uncertainty). Invalid decodes are kept 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pandas as pd
 import torch
 
 from smmflow import tables
+from smmflow.ligands import ligand_id  # the one definition of the id (re-exported here)
 from smmflow.training import (AXIAL_FIELD_NAMES, TrainedModel, latent_means, side_features)
 
 log = logging.getLogger(__name__)
@@ -35,25 +35,6 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
     tables.LIGAND_ID, "smiles", "ligand_class", "strategy", "novel", "pred_kd2_cm1",
     "pred_kd2_std_cm1", "rank", "status", "reason")
 STRATEGIES: tuple[str, ...] = ("prior", "perturb", "interpolate", "gradient")
-
-
-def ligand_id(smiles: str) -> str:
-    """Ligand id = "L" + first 16 hex digits of sha256 of the canonical donor-rooted SMILES.
-
-    Uses :func:`smmflow.ligands.ligand_id` when that module exists; the fallback below has exactly
-    the same definition.
-    """
-    try:
-        from smmflow.ligands import ligand_id as _lid  # type: ignore[attr-defined]
-    except ImportError:
-        from rdkit import Chem
-
-        mol = Chem.MolFromSmiles(smiles)
-        if mol is None or mol.GetNumAtoms() == 0:
-            raise ValueError(f"invalid ligand SMILES {smiles!r}")
-        canon = Chem.MolToSmiles(mol, rootedAtAtom=0, canonical=True)
-        return "L" + hashlib.sha256(canon.encode()).hexdigest()[:16]
-    return _lid(smiles)
 
 
 def donor_first_ligand(smiles: str) -> tuple[str, str]:
