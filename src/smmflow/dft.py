@@ -148,12 +148,5 @@ def select_subset(ligands: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def dft_table(ligands: pd.DataFrame, settings: DftSettings | None = None) -> pd.DataFrame:
-    rows = []
-    for i, row in enumerate(ligands.to_dict("records")):
-        r = dft_row(row, settings)
-        log.info("%d/%d %s %s %s %.1fs", i + 1, len(ligands), r[T.LIGAND_ID], r["status"], r["reason"],
-                 r["wall_s"])
-        rows.append(r)
-    if not rows:
-        return T.empty_frame(T.DFT_COLUMNS)
-    return pd.DataFrame(rows, columns=list(T.DFT_COLUMNS))
+    """DFT proxy rows for every ligand row, in input order, with the :data:`tables.DFT_COLUMNS`."""
+    return T.table_of_rows(ligands, lambda row: dft_row(row, settings), T.DFT_COLUMNS, log)

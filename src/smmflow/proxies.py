@@ -182,15 +182,7 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
 
 def proxy_table(ligands: pd.DataFrame, settings: ProxySettings | None = None) -> pd.DataFrame:
     """Proxy rows for every ligand row, in input order, with the :data:`tables.PROXY_COLUMNS`."""
-    rows = []
-    for i, row in enumerate(ligands.to_dict("records")):
-        r = proxy_row(row, settings)
-        log.info("%d/%d %s %s %s %.2fs", i + 1, len(ligands), r[T.LIGAND_ID], r["status"], r["reason"],
-                 r["wall_s"])
-        rows.append(r)
-    if not rows:
-        return T.empty_frame(T.PROXY_COLUMNS)
-    df = pd.DataFrame(rows, columns=list(T.PROXY_COLUMNS))
+    df = T.table_of_rows(ligands, lambda row: proxy_row(row, settings), T.PROXY_COLUMNS, log)
     df["xtb_opt_steps"] = df["xtb_opt_steps"].astype("float")
     return df
 

@@ -8,7 +8,8 @@ every table.
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+from typing import Any, Callable, Final
 
 import pandas as pd
 
@@ -144,3 +145,25 @@ DFT_COLUMNS: Final = (
     "reason",
     "wall_s",
 )
+
+
+def table_of_rows(
+    records: pd.DataFrame,
+    make_row: Callable[[dict[str, Any]], dict[str, Any]],
+    columns: tuple[str, ...],
+    log: logging.Logger | None = None,
+) -> pd.DataFrame:
+    """Apply ``make_row`` (which returns a row with status/reason/wall_s) to every record, in order.
+
+    Each row is logged as it finishes; the result always has exactly ``columns``, even when empty.
+    """
+    rows = []
+    for i, record in enumerate(records.to_dict("records")):
+        row = make_row(record)
+        if log is not None:
+            log.info("%d/%d %s %s %s %.2fs", i + 1, len(records), row.get(LIGAND_ID), row["status"],
+                     row["reason"], row["wall_s"])
+        rows.append(row)
+    if not rows:
+        return empty_frame(columns)
+    return pd.DataFrame(rows, columns=list(columns))
