@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,16 @@ def snakemake(repo: Path, workdir: Path, *args: str, check: bool = True) -> subp
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def job_counts(out: str) -> dict[str, int]:
+    """Job counts of a snakemake (dry-)run's "Job stats" table."""
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +82,7 @@ def test_tiny_run_generates_donor_first_ligands(tiny_run):
 
     from rdkit import Chem
 
-    cand = pd.read_parquet(tiny_run / "results/generation/candidates.parquet")
+    cand = pd.read_parquet(tiny_run / "results/rounds/0/generation/candidates.parquet")
     ok = cand[cand["status"] == "ok"]
     assert len(ok) > 0
     for smi in ok["smiles"]:
@@ -81,6 +92,55 @@ def test_tiny_run_generates_donor_first_ligands(tiny_run):
         assert donor.GetSymbol() in ("O", "N"), smi
         assert Chem.GetFormalCharge(mol) in (0, -1), smi
         assert donor.GetNumRadicalElectrons() == 0, smi
+
+
+def test_tiny_run_revalidates_every_round(tiny_run):
+    import json
+
+    import pandas as pd
+
+    from smmflow.ligands import LigandFilters, ligand_space_reason
+
+    res = tiny_run / "results"
+    seen: set[str] = set(pd.read_parquet(res / "casscf/labels.parquet")["ligand_id"])
+    n_labels = []
+    for r in (0, 1):
+        sel = pd.read_csv(res / f"rounds/{r}/revalidation/selection.tsv", sep="\t")
+        gen = sel[sel["source"] == "generated"]
+        assert 1 <= len(gen) <= 2 and (sel["source"] == "baseline").sum() == 1
+        assert not set(sel["ligand_id"]) & seen, "a round re-validated an already labelled ligand"
+        seen |= set(sel["ligand_id"])
+        for smi in gen["smiles"]:
+            assert ligand_space_reason(smi, LigandFilters()) is None, smi
+        table = pd.read_csv(res / f"rounds/{r}/revalidation/revalidation.tsv", sep="\t")
+        assert table["ligand_id"].tolist() == sel["ligand_id"].tolist()
+        ok = table[table["status"] == "ok"]
+        assert (ok["computed_kd2_cm1"] > 0).all()
+        m = json.loads((res / f"rounds/{r}/revalidation/metrics.json").read_text())
+        assert m["generated"]["n"] == len(gen)
+        n_labels.append(json.loads((res / f"rounds/{r}/model/metrics.json").read_text())["kd_head"]["n_labels"])
+    round0_new = pd.read_parquet(res / "rounds/0/revalidation/labels.parquet")
+    assert n_labels[1] == n_labels[0] + int((round0_new["status"] == "ok").sum())  # round 1 learnt round 0's labels
+    summary = pd.read_csv(res / "report/rounds.tsv", sep="\t")
+    assert summary["round"].tolist() == [0, 1]
+
+
+def test_report_html(repo_root, tiny_run):
+    snakemake(repo_root, tiny_run, "--configfile", str(tiny_run / "tiny.yaml"), "--report", "report.html")
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    assert len(html) > 10_000
+    for name in ("parity.png", "hit_rate.png", "latent_space.png", "kd_ladders.png", "top_ligands.png",
+                 "learning_curve.png"):
+        assert name in html, name
+
+
+def test_adding_a_round_reuses_the_earlier_ones(repo_root, tiny_run):
+    more = tiny_run / "three_rounds.yaml"
+    more.write_text("active_learning: {rounds: 3, top_k: 2, baseline_k: 1}\n")
+    proc = snakemake(repo_root, tiny_run, "--configfile", str(tiny_run / "tiny.yaml"), str(more), "-n")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts.get("train_vae") == 1 and counts.get("generate") == 1, counts
+    assert "proxy_xtb" not in counts and "casscf" not in counts and "learning_curve" not in counts, counts
 
 
 def test_rerun_does_nothing(repo_root, tiny_run):
@@ -100,13 +160,52 @@ def test_bad_config_fails_with_one_clear_message(repo_root, tmp_path):
 def test_paper_config_dry_run_job_counts(repo_root, tmp_path):
     """The paper-scale config plans one enumeration, 500 xTB shards and the CASSCF checkpoint."""
     proc = snakemake(repo_root, tmp_path, "--configfile", str(repo_root / "config/paper.yaml"), "-n")
-    out = proc.stdout + proc.stderr
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = job_counts(proc.stdout + proc.stderr)
     assert counts["enumerate_ligands"] == 1
     assert counts["proxy_xtb"] == 500
     assert counts["aggregate_proxies"] == 1
     assert counts["select_subset"] == 1
+
+
+def test_kill_9_mid_run_then_rerun_completes_with_sound_outputs(repo_root, tiny_run, tmp_path):
+    """kill -9 on snakemake (and its jobs) while CASSCF jobs run; the rerun finishes, every output
+    reads back, and the labels equal those of the uninterrupted tiny run."""
+    import os
+    import signal
+    import time
+
+    import pandas as pd
+
+    work = tmp_path / "killed"
+    work.mkdir()
+    cfg = work / "tiny_casscf.yaml"
+    cfg.write_text((repo_root / "config/tiny.yaml").read_text() + "targets: [ligands, proxies, casscf]\n")
+    for name in ("config", "resources"):
+        (work / name).symlink_to(repo_root / name)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile"), "--directory", str(work),
+           "--cores", "2", "--configfile", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    casscf_dir = work / "results/casscf/pointcharge"
+    deadline = time.monotonic() + 900
+    try:
+        while not (casscf_dir.exists() and any(casscf_dir.glob("*.json"))):
+            assert proc.poll() is None, "the run ended before any CASSCF job finished"
+            assert time.monotonic() < deadline, "no CASSCF result within 15 min"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # snakemake and every job it started
+        proc.wait()
+    assert not (work / "results/casscf/labels.parquet").exists()
+
+    snakemake(repo_root, work, "--configfile", str(cfg), "--unlock")
+    snakemake(repo_root, work, "--configfile", str(cfg), "--rerun-incomplete")
+    for path in (work / "results").rglob("*.parquet"):
+        pd.read_parquet(path)  # every table reads back whole
+    for path in (work / "results").rglob("*.json"):
+        json.loads(path.read_text())
+    cols = ["ligand_id", "status", "kd2_cm1", "kd8_cm1"]
+    again = pd.read_parquet(work / "results/casscf/labels.parquet")[cols].sort_values("ligand_id", ignore_index=True)
+    first = pd.read_parquet(tiny_run / "results/casscf/labels.parquet")[cols].sort_values("ligand_id", ignore_index=True)
+    pd.testing.assert_frame_equal(again, first, check_exact=False, atol=0.5)
+    proc2 = snakemake(repo_root, work, "--configfile", str(cfg), "-n")
+    assert "Nothing to be done" in proc2.stdout + proc2.stderr

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from smmflow import tables
-from smmflow.ligands import ligand_id  # the one definition of the id (re-exported here)
+from smmflow.ligands import LigandFilters, ligand_id, ligand_space_reason  # the one id definition (re-exported)
 from smmflow.training import (AXIAL_FIELD_NAMES, TrainedModel, latent_means, side_features)
 
 log = logging.getLogger(__name__)
@@ -171,11 +171,14 @@ def _seed_ligands(tm: TrainedModel, known_smiles: Sequence[str], known_kd: np.nd
 
 
 def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: Sequence[str],
-             known_kd: np.ndarray | None = None, known_classes: Sequence[str] | None = None) -> pd.DataFrame:
+             known_kd: np.ndarray | None = None, known_classes: Sequence[str] | None = None,
+             ligand_filters: LigandFilters | None = None) -> pd.DataFrame:
     """Generate, filter, deduplicate, mark novelty and rank; returns the candidates table.
 
     ``known_smiles``/``known_kd``: the training ligands and their KD labels (NaN if none); the best
     of them seed the perturb/interpolate/gradient strategies and define novelty.
+    ``ligand_filters``: the enumerator's rules; a valid ligand outside that ligand space (e.g. an
+    O-O bond, a nitroso group, too many atoms) is kept as a failed row with the reason.
     """
     bad = [s for s in cfg.strategies if s not in STRATEGIES]
     if bad:
@@ -239,6 +242,11 @@ def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: S
                 rows.append({"smiles": canon, "strategy": strat, "status": "duplicate", "reason": "duplicate"})
                 continue
             seen.add(canon)
+            why = ligand_space_reason(canon, ligand_filters) if ligand_filters is not None else None
+            if why:
+                rows.append({tables.LIGAND_ID: ligand_id(canon), "smiles": canon, "ligand_class": cls,
+                             "strategy": strat, "status": tables.STATUS_FAILED, "reason": why})
+                continue
             rows.append({tables.LIGAND_ID: ligand_id(canon), "smiles": canon, "ligand_class": cls,
                          "strategy": strat, "novel": canon not in known_canon,
                          "status": tables.STATUS_OK, "reason": ""})
@@ -288,14 +296,14 @@ __all__ = ["CANDIDATE_COLUMNS", "STRATEGIES", "GenerationConfig", "AXIAL_FIELD_N
            "donor_first_ligand", "generate", "gradient_ascent", "ligand_id", "predict_kd", "slerp"]
 
 
-def generate_from_model(model_path: str, ligands_path: str, labels_path: str | None, out_candidates: str,
-                        out_metrics: str, settings: dict) -> dict:
+def generate_from_model(model_path: str, ligands_path: str | Sequence[str], labels_path: str | Sequence[str] | None,
+                        out_candidates: str, out_metrics: str, settings: dict) -> dict:
     """Rule ``generate``: load the model, run the configured strategies, write the candidates table
     and the generation metrics (validity, uniqueness, novelty, internal diversity, FCD)."""
     import dataclasses
 
     from smmflow.generation_metrics import generation_metrics
-    from smmflow.io import read_table, write_json_atomic, write_table
+    from smmflow.io import read_tables, write_json_atomic, write_table
     from smmflow.training import load_trained_model
 
     g = dict(settings["generation"])
@@ -306,16 +314,19 @@ def generate_from_model(model_path: str, ligands_path: str, labels_path: str | N
         raise ValueError(f"unknown learning.generation keys {sorted(unknown)}")
     cfg = GenerationConfig(**{**g, "strategies": tuple(g.get("strategies", STRATEGIES))})
     tm = load_trained_model(model_path)
-    lig = read_table(ligands_path)
+    lig = read_tables(ligands_path)
     # novelty is judged against everything the VAE was trained on (run ligands + extra SMILES)
     known = list(dict.fromkeys([*lig["smiles"].tolist(), *tm.train_smiles]))
     kd = np.full(len(known), np.nan)
-    if labels_path:
-        lab = tables.usable(read_table(labels_path))
+    lab = read_tables(labels_path)
+    if lab is not None:
+        lab = tables.usable(lab)
         kmap = dict(zip(lab["smiles"], lab[tables.FIRST_EXCITED_KD]))
         kd = np.array([kmap.get(s_, np.nan) for s_ in known], float)
     seed = int(settings["seed"])
-    df = generate(tm, cfg, seed, known, kd)
+    space = settings.get("ligand_space")
+    filters = LigandFilters.from_config(space) if space else None
+    df = generate(tm, cfg, seed, known, kd, ligand_filters=filters)
     metrics = generation_metrics(df, known, seed, compute_fcd=compute_fcd)
     metrics["kd_ensemble"] = tm.ensemble is not None
     write_table(df, out_candidates)

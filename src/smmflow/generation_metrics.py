@@ -3,7 +3,9 @@
 Definitions (MOSES-style, but without MOSES's "filters", which reject every charged ligand):
 - validity   = valid donor-first ligands / decoded strings
 - uniqueness = distinct canonical ligands / valid ligands
-- novelty    = distinct ligands absent from the training set / distinct ligands
+- in_ligand_space = distinct ligands the enumerator would also produce (same elements, size, rings,
+  stability rules, donor sites: smmflow.ligands.ligand_space_reason) / distinct ligands
+- novelty    = in-space distinct ligands absent from the training set / in-space distinct ligands
 - internal diversity = 1 - mean pairwise Tanimoto similarity (Morgan radius 2, 2048 bits) of the
   distinct ligands (a seeded random subset of at most ``max_pairs_set`` molecules)
 - FCD: Frechet ChemNet distance to the training ligands with the ``fcd`` package (its ChemNet
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from smmflow import tables
+from smmflow.ligands import OUTSIDE_LIGAND_SPACE
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +69,30 @@ def generation_metrics(candidates: pd.DataFrame, training_smiles: Sequence[str],
     n_decoded = len(candidates)
     failed = candidates[candidates["status"] != tables.STATUS_OK]
     n_dup = int((failed["reason"] == "duplicate").sum())
+    outside = failed["reason"].astype(str).str.startswith(OUTSIDE_LIGAND_SPACE)
+    n_outside = int(outside.sum())
     ok = candidates[candidates["status"] == tables.STATUS_OK]
-    n_valid = len(ok) + n_dup
-    n_unique = len(ok)
+    n_valid = len(ok) + n_dup + n_outside
+    n_unique = len(ok) + n_outside
     n_novel = int(ok["novel"].fillna(False).astype(bool).sum())
+    invalid = failed[(failed["reason"] != "duplicate") & ~outside]
     out: dict = {
-        "n_decoded": n_decoded, "n_valid": n_valid, "n_unique": n_unique, "n_novel": n_novel,
+        "n_decoded": n_decoded, "n_valid": n_valid, "n_unique": n_unique, "n_in_ligand_space": len(ok),
+        "n_novel": n_novel,
         "validity": n_valid / n_decoded if n_decoded else float("nan"),
         "uniqueness": n_unique / n_valid if n_valid else float("nan"),
-        "novelty": n_novel / n_unique if n_unique else float("nan"),
+        "in_ligand_space": len(ok) / n_unique if n_unique else float("nan"),
+        "novelty": n_novel / len(ok) if len(ok) else float("nan"),
         "internal_diversity": internal_diversity(ok["smiles"].tolist(), seed),
-        "invalid_reasons": failed.loc[failed["reason"] != "duplicate", "reason"].str.split(",").str[0]
+        "invalid_reasons": invalid["reason"].str.split(",").str[0].value_counts().head(10).to_dict(),
+        "outside_ligand_space_reasons": failed.loc[outside, "reason"].str.slice(len(OUTSIDE_LIGAND_SPACE) + 2)
         .value_counts().head(10).to_dict(),
     }
     per = {}
     for strat, g in candidates.groupby("strategy"):
         gok = g[g["status"] == tables.STATUS_OK]
-        gdup = int((g["reason"] == "duplicate").sum())
-        per[strat] = {"n_decoded": len(g), "validity": (len(gok) + gdup) / len(g) if len(g) else float("nan"),
+        gvalid = len(gok) + int(((g["reason"] == "duplicate") | g["reason"].astype(str).str.startswith(OUTSIDE_LIGAND_SPACE)).sum())
+        per[strat] = {"n_decoded": len(g), "validity": gvalid / len(g) if len(g) else float("nan"),
                       "n_unique": len(gok), "mean_pred_kd2_cm1": float(gok["pred_kd2_cm1"].mean()) if len(gok) else float("nan")}
     out["per_strategy"] = per
     if compute_fcd:

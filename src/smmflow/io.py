@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
@@ -81,3 +81,12 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if p.suffix == ".csv":
         return pd.read_csv(p)
     raise ValueError(f"unknown table format for {p}")
+
+
+def read_tables(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> pd.DataFrame | None:
+    """One table from one path or the row-wise concatenation of several (None for no path)."""
+    if paths is None or (isinstance(paths, (list, tuple)) and not paths) or paths == "":
+        return None
+    if isinstance(paths, (str, os.PathLike)):
+        return read_table(paths)
+    return pd.concat([read_table(p) for p in paths], ignore_index=True)

@@ -417,6 +417,49 @@ def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
     return mol
 
 
+#: reason prefix of a ligand outside the enumerated space (generation metrics count these)
+OUTSIDE_LIGAND_SPACE = "outside the ligand space"
+
+
+def neutral_parent_smiles(ligand_smiles: str) -> str:
+    """SMILES of the neutral parent of a donor-first ligand (the anionic donor protonated)."""
+    mol = Chem.MolFromSmiles(ligand_smiles)
+    if mol is None:
+        raise ParentRejected("invalid SMILES (does not parse)")
+    donor = mol.GetAtomWithIdx(0)
+    if donor.GetFormalCharge() == -1:
+        rw = Chem.RWMol(mol)
+        a = rw.GetAtomWithIdx(0)
+        a.SetFormalCharge(0)
+        a.SetNumExplicitHs(a.GetTotalNumHs() + 1)
+        a.SetNoImplicit(True)
+        mol = rw.GetMol()
+        Chem.SanitizeMol(mol)
+    return Chem.MolToSmiles(mol)
+
+
+def ligand_space_reason(ligand_smiles: str, filters: LigandFilters) -> str | None:
+    """Why a donor-first ligand lies outside the enumerated ligand space, or ``None``.
+
+    A ligand is inside when the enumerator, given its neutral parent, would accept the parent
+    (elements, size, rings, stability rules) and emit this very ligand (its first atom is one of
+    the parent's donor sites, of the right class). Generated ligands are held to this rule so the
+    generator proposes molecules of the same chemistry as the training pool.
+    """
+    try:
+        parent = prepare_parent(neutral_parent_smiles(ligand_smiles), filters)
+    except ParentRejected as err:
+        return f"{OUTSIDE_LIGAND_SPACE}: {err}"
+    canon = canonical_donor_smiles(ligand_smiles)
+    emitted = {lig.smiles: lig for lig in ligands_from_parent(parent, amide_nitrogen_donor=filters.amide_nitrogen_donor)}
+    lig = emitted.get(canon)
+    if lig is None:
+        return f"{OUTSIDE_LIGAND_SPACE}: the first atom is not a donor site of the enumerator"
+    if lig.ligand_class not in filters.ligand_classes or lig.ligand_charge not in filters.ligand_charges:
+        return f"{OUTSIDE_LIGAND_SPACE}: class {lig.ligand_class} not enumerated"
+    return None
+
+
 # ----------------------------------------------------------------------------------------------
 # enumeration over many inputs
 # ----------------------------------------------------------------------------------------------

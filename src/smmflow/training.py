@@ -17,7 +17,7 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ RDKIT_PROXY_NAMES: tuple[str, ...] = (
     "tpsa",  # topological polar surface area, A^2
     "n_heavy",  # heavy atoms
 )
+
+
+TablePaths = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 
 def rdkit_proxies(smiles: str) -> list[float]:
@@ -626,19 +629,24 @@ def _kfold_r2(mu: np.ndarray, side: np.ndarray, y: np.ndarray, seed: int, folds:
             "cv_folds": folds, "cv_note": "K-fold CV of the KD ensemble on the frozen latent"}
 
 
-def train_vae_from_tables(ligands_path: str | os.PathLike[str], proxies_path: str | os.PathLike[str] | None,
-                          labels_path: str | os.PathLike[str] | None, out_model: str | os.PathLike[str],
+def train_vae_from_tables(ligands_path: TablePaths, proxies_path: TablePaths | None,
+                          labels_path: TablePaths | None, out_model: str | os.PathLike[str],
                           out_metrics: str | os.PathLike[str], out_history: str | os.PathLike[str],
                           settings: dict) -> dict:
     """Rule ``train_vae``: read the tables, train the VAE by proxy, fit the KD ensemble on the
-    frozen latent (when there are at least ``settings['min_kd_labels']`` labels), write outputs."""
-    from smmflow.io import read_table, write_json_atomic, write_table
+    frozen latent (when there are at least ``settings['min_kd_labels']`` labels), write outputs.
+
+    Each table argument is one path or a list of paths whose rows are concatenated (an
+    active-learning round adds the re-validated ligands of the earlier rounds)."""
+    from smmflow.io import read_tables, write_json_atomic, write_table
 
     s = settings
     seed = int(s["seed"])
-    ligands = read_table(ligands_path)
-    proxies = read_table(proxies_path) if proxies_path else None
-    labels = read_table(labels_path) if labels_path else None
+    ligands = read_tables(ligands_path)
+    if ligands is None:
+        raise ValueError("train_vae needs a ligands table")
+    proxies = read_tables(proxies_path)
+    labels = read_tables(labels_path)
     extra = read_extra_smiles(s.get("extra_smiles_files", []), exclude=ligands["smiles"])
     if len(extra):
         ligands = pd.concat([ligands, extra], ignore_index=True)

@@ -22,6 +22,6 @@ echo "== SLURM jobs submitted: $(grep -c 'Job .* has been submitted with SLURM j
 grep -o "SLURM jobid [0-9]*" snakemake.log | head -50 | tr '\n' ' '; echo
 echo "== wall time: $((end - start)) s"
 test -s results/casscf/labels.parquet
-test -s results/generation/candidates.parquet
+test -s results/rounds/0/generation/candidates.parquet && test -s results/report/rounds.tsv
 snakemake --snakefile "$repo/Snakefile" --configfile config/tiny.yaml -n 2>&1 | grep -q "Nothing to be done"
 echo "SLURM profile test passed ($work)"

@@ -31,3 +31,23 @@ def requested_targets() -> list[str]:
             f"config error at 'targets': unknown stage(s) {unknown}; known: {sorted(TARGETS)}"
         )
     return [p for stage in config["targets"] for p in TARGETS[stage]]
+
+
+wildcard_constraints:
+    round=r"\d+",
+
+
+def round_tables(kind: str):
+    """Input function: the `kind` tables (ligands, proxies, labels) that round r trains on."""
+    pool = {
+        "ligands": R("ligands/ligands.parquet"),
+        "proxies": R("proxies/proxies.parquet"),
+        "labels": R("casscf/labels.parquet"),
+    }[kind]
+    revalidated = {"ligands": "selection.tsv", "proxies": "proxies.parquet", "labels": "labels.parquet"}[kind]
+
+    def tables_of_round(wildcards) -> list[str]:
+        earlier = range(int(wildcards.round))
+        return [pool] + [R(f"rounds/{q}/revalidation/{revalidated}") for q in earlier]
+
+    return tables_of_round

@@ -1,24 +1,27 @@
 # Learning: VAE trained by proxy, learning curve, latent-space generation, published benchmark.
 # Needs R(), register_target() and config["learning"] (config/config.yaml).
-# Stage targets: "learning" (model, learning curve, generation) and "published_benchmark".
+# Stage targets: "learning" (round-0 model and generation, learning curve) and "published_benchmark".
 # gpu resource of the training rules: 1 only when config["learning"]["gpu"] asks for one (clusters)
+# Active-learning rounds (workflow/rules/revalidation.smk): round r trains on round_tables() of
+# common.smk: the pool tables plus the re-validated ligands of rounds < r.
+
 
 rule train_vae:
     input:
-        ligands=R("ligands/ligands.parquet"),
-        proxies=R("proxies/proxies.parquet"),
-        labels=R("casscf/labels.parquet"),
+        ligands=round_tables("ligands"),
+        proxies=round_tables("proxies"),
+        labels=round_tables("labels"),
         extra=config["learning"]["extra_smiles_files"],
     output:
-        model=R("model/model.pt"),
-        metrics=R("model/metrics.json"),
-        history=R("model/history.tsv"),
+        model=R("rounds/{round}/model/model.pt"),
+        metrics=R("rounds/{round}/model/metrics.json"),
+        history=R("rounds/{round}/model/history.tsv"),
     params:
         settings=lambda wildcards: config["learning"],
     log:
-        "logs/train_vae/train_vae.log",
+        "logs/train_vae/round{round}.log",
     benchmark:
-        R("benchmarks/train_vae/train_vae.tsv")
+        R("benchmarks/train_vae/round{round}.tsv")
     threads: config["learning"]["threads"]
     resources:
         mem_mb=config["learning"]["mem_mb"],
@@ -37,7 +40,11 @@ rule learning_curve:
         labels=R("casscf/labels.parquet"),
     output:
         table=R("learning_curve/learning_curve.tsv"),
-        plot=R("learning_curve/learning_curve.png"),
+        plot=report(
+            R("learning_curve/learning_curve.png"),
+            caption="../report/learning_curve.rst",
+            category="Model",
+        ),
     params:
         settings=lambda wildcards: config["learning"],
     log:
@@ -57,18 +64,24 @@ rule learning_curve:
 
 rule generate:
     input:
-        model=R("model/model.pt"),
-        ligands=R("ligands/ligands.parquet"),
-        labels=R("casscf/labels.parquet"),
+        model=R("rounds/{round}/model/model.pt"),
+        ligands=round_tables("ligands"),
+        labels=round_tables("labels"),
     output:
-        candidates=R("generation/candidates.parquet"),
-        metrics=R("generation/metrics.json"),
+        candidates=R("rounds/{round}/generation/candidates.parquet"),
+        metrics=R("rounds/{round}/generation/metrics.json"),
     params:
-        settings=lambda wildcards: config["learning"],
+        # each round samples afresh: seed = learning.seed + round
+        # generated ligands must lie in the enumerated ligand space (config["ligands"] rules)
+        settings=lambda wildcards: {
+            **config["learning"],
+            "seed": config["learning"]["seed"] + int(wildcards.round),
+            "ligand_space": config["ligands"],
+        },
     log:
-        "logs/generate/generate.log",
+        "logs/generate/round{round}.log",
     benchmark:
-        R("benchmarks/generate/generate.tsv")
+        R("benchmarks/generate/round{round}.tsv")
     threads: config["learning"]["threads"]
     resources:
         mem_mb=config["learning"]["mem_mb"],
@@ -85,7 +98,11 @@ rule published_benchmark:
         proxies=config["learning"]["published_benchmark"]["proxies"] or [],
     output:
         table=R("benchmark/published_learning_curve.tsv"),
-        plot=R("benchmark/published_learning_curve.png"),
+        plot=report(
+            R("benchmark/published_learning_curve.png"),
+            caption="../report/published_learning_curve.rst",
+            category="Published benchmark",
+        ),
         metrics=R("benchmark/published_learning_curve.json"),
     params:
         settings=lambda wildcards: config["learning"],
@@ -106,8 +123,8 @@ rule published_benchmark:
 
 register_target(
     "learning",
-    R("model/model.pt"),
+    R("rounds/0/model/model.pt"),
     R("learning_curve/learning_curve.tsv"),
-    R("generation/candidates.parquet"),
+    R("rounds/0/generation/candidates.parquet"),
 )
 register_target("published_benchmark", R("benchmark/published_learning_curve.tsv"))

@@ -1,0 +1,44 @@
+"""Rule report_figures: parity, hit rate per round, latent space, KD ladders, ligand grid, summary."""
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+
+from smmflow import report, tables
+from smmflow.io import read_table, write_table
+from smmflow.revalidation import SOURCE_GENERATED
+from smmflow.training import latent_means, load_trained_model
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+inp, out = snakemake.input, snakemake.output  # noqa: F821
+
+reval = report.round_tables(inp.revalidation)
+summary = report.rounds_summary(inp.metrics)
+write_table(summary, out.summary)
+threshold = json.loads(open(inp.metrics[-1]).read())["threshold_cm1"]
+report.plot_parity(reval, out.parity, threshold)
+report.plot_hit_rate(summary, out.hit_rate)
+
+new_labels = pd.concat([read_table(p) for p in inp.labels], ignore_index=True)
+best = report.best_labelled(new_labels, 4)
+report.plot_kd_ladders(best, out.ladders)
+src = dict(zip(reval[tables.LIGAND_ID], zip(reval["source"], reval["round"])))
+top = report.best_labelled(new_labels, 12)
+report.draw_ligand_grid(top["smiles"], [f"{kd:.0f} cm-1 ({src[i][0]}, r{src[i][1]})" for kd, i in
+                                        zip(top[tables.FIRST_EXCITED_KD], top[tables.LIGAND_ID])], out.grid)
+
+# latent space: pool + re-validated ligands, coloured by every CASSCF label the workflow has
+tm = load_trained_model(inp.model)
+pool = read_table(inp.pool)
+smiles = list(dict.fromkeys([*pool["smiles"], *reval["smiles"]]))
+labels = pd.concat([read_table(inp.pool_labels), new_labels], ignore_index=True)
+kd = tables.usable(labels).drop_duplicates("smiles").set_index("smiles")[tables.FIRST_EXCITED_KD]
+gen = set(reval.loc[reval["source"] == SOURCE_GENERATED, "smiles"])
+report.plot_latent_space(latent_means(tm, smiles), kd.reindex(smiles).to_numpy(float),
+                         np.array([s in gen for s in smiles]), out.latent)
+logging.info("%d rounds, %d re-validated ligands, best %s", len(summary), len(reval),
+             best[["smiles", tables.FIRST_EXCITED_KD]].to_dict("records"))
