@@ -274,7 +274,9 @@ def run_published_benchmark(labels_path: str | Path, proxies_path: str | Path | 
                                     full.side_names.index("dist_dy_donor2_a")]], axis=1, initial=-np.inf)
         detached = np.isfinite(full.kd[:, 0]) & (d > max_dy_donor_distance_a)
         n_detached = int(detached.sum())
-        full.kd[detached] = np.nan
+        kd = np.array(full.kd, float, copy=True)  # the frame's array may be a read-only view
+        kd[detached] = np.nan
+        full = dataclasses.replace(full, kd=kd)
         log.info("%d labelled rows with a Dy-donor distance > %.2f A dropped from test and training",
                  n_detached, max_dy_donor_distance_a)
     data = dataclasses.replace(full, kd=full.kd[:, :1], kd_names=full.kd_names[:1])
