@@ -7,7 +7,15 @@ Protocol (same for the workflow's own data and for the published benchmark):
    heads switched on ("proxy") and once with reconstruction only ("none");
 3. for each n, a KD-head ensemble is fitted on the latent means + structural side inputs of the
    first n ligands of a seeded permutation of the labelled training pool (nested subsets);
-4. a third line ("structure_only") fits the same ensemble on the side inputs alone.
+4. a third line ("structure_only") fits the same ensemble on the side inputs alone;
+5. optionally (``gnn_modes``), a message-passing network on the ligand graph read out at the donor
+   atom (:mod:`smmflow.ligand_gnn`) is fitted on the same nested subsets, on the graph + side
+   inputs ("no_vae"), or with the latent mean of the proxy-pretrained ("proxy") or
+   reconstruction-only ("none") VAE as extra side inputs; it may be trained on several KD
+   energies at once (multi-task), but is scored, like the rest, on the first one.
+
+The ``kd_model`` column says which KD head made a row ("latent_mlp": the bootstrap MLP ensemble
+on [VAE latent, side inputs], or on the side inputs alone for "structure_only"; "gnn").
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from smmflow.training import (LearningData, TrainConfig, fit_kd_ensemble, latent
 log = logging.getLogger(__name__)
 
 LEARNING_CURVE_COLUMNS: tuple[str, ...] = (
-    "n_train", "pretraining", "r2", "mae", "n_test", "target", "seed", "status", "reason")
+    "n_train", "pretraining", "kd_model", "r2", "mae", "n_test", "target", "seed", "status", "reason")
 PRETRAINING_MODES: tuple[str, ...] = ("proxy", "none", "structure_only")
+#: pretraining options of the graph KD head: no VAE latent, or the latent of one of the two VAEs
+GNN_MODES: tuple[str, ...] = ("no_vae", "proxy", "none")
 
 
 def r2_score(y: np.ndarray, p: np.ndarray) -> float:
@@ -55,25 +65,40 @@ def held_out_split(labelled: np.ndarray, n_test: int, seed: int) -> tuple[np.nda
 def proxy_pretraining_curve(data: LearningData, n_trains: Sequence[int], n_test: int, split_seed: int,
                             seed: int, model_cfg: dict, train_cfg: TrainConfig, ensemble_cfg: dict,
                             modes: Sequence[str] = PRETRAINING_MODES,
-                            representation: str = "smiles") -> tuple[pd.DataFrame, dict]:
-    """Run the protocol of the module docstring; returns (table, extra metrics)."""
+                            representation: str = "smiles", gnn_modes: Sequence[str] = (),
+                            gnn_cfg: dict | None = None,
+                            gnn_targets: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+    """Run the protocol of the module docstring; returns (table, extra metrics).
+
+    ``gnn_targets`` (N, K): what the graph head is trained on (default ``data.kd``); its first
+    column must be the scored target ``data.kd[:, 0]``.
+    """
     target = data.kd_names[0]
     y = data.kd[:, 0]
     labelled = np.flatnonzero(np.isfinite(y))
     test, pool = held_out_split(labelled, n_test, split_seed)
     rows: list[dict] = []
     extra: dict = {"n_labelled": int(len(labelled)), "n_test": int(len(test)), "pool": int(len(pool))}
+    unknown = set(gnn_modes) - set(GNN_MODES)
+    if unknown:
+        raise ValueError(f"unknown gnn modes {sorted(unknown)} (known: {GNN_MODES})")
     # the VAE never sees a KD label during pretraining
     blind = dataclasses.replace(data, kd=np.full_like(data.kd, np.nan))
-    for mode in modes:
-        mu = None
-        if mode in ("proxy", "none"):
+    latents: dict[str, np.ndarray] = {}
+
+    def pretrained_latent(mode: str) -> np.ndarray:
+        if mode not in latents:
             cfg = dataclasses.replace(train_cfg, proxy_weight=train_cfg.proxy_weight if mode == "proxy" else 0.0, kd_weight=0.0)
             tm, hist, met = train_vae(blind, model_cfg, cfg, seed, representation=representation)
             extra[f"pretrain_{mode}"] = {k: met[k] for k in ("epochs_run", "wall_s", "train_smiles_per_s", "val_reconstruction_token_accuracy")}
-            mu = latent_means(tm, data.smiles)
+            latents[mode] = latent_means(tm, data.smiles)
+        return latents[mode]
+
+    for mode in modes:
+        mu = pretrained_latent(mode) if mode in ("proxy", "none") else None
         for n in n_trains:
-            base = {"n_train": int(n), "pretraining": mode, "n_test": int(len(test)), "target": target, "seed": seed}
+            base = {"n_train": int(n), "pretraining": mode, "kd_model": "latent_mlp", "n_test": int(len(test)),
+                    "target": target, "seed": seed}
             if n > len(pool) or n < 2:
                 rows.append({**base, "r2": np.nan, "mae": np.nan, "status": tables.STATUS_FAILED,
                              "reason": f"only {len(pool)} labelled ligands outside the test set"})
@@ -85,6 +110,34 @@ def proxy_pretraining_curve(data: LearningData, n_trains: Sequence[int], n_test:
             r2, mae = r2_score(y[test], pred[:, 0]), mean_absolute_error(y[test], pred[:, 0])
             log.info("%s n=%d r2=%.3f mae=%.1f", mode, n, r2, mae)
             rows.append({**base, "r2": r2, "mae": mae, "status": tables.STATUS_OK, "reason": ""})
+    if gnn_modes:
+        import time
+
+        from smmflow.ligand_gnn import fit_gnn_ensemble, ligand_graph
+
+        yg = data.kd if gnn_targets is None else np.asarray(gnn_targets, float)
+        if yg.ndim != 2 or len(yg) != len(y) or not np.array_equal(yg[labelled, 0], y[labelled]):
+            raise ValueError("gnn_targets must be (N, K) with the scored target as first column")
+        graphs = {i: ligand_graph(data.smiles[i]) for i in (*test, *pool[:max(n_trains, default=0)])}
+        extra["gnn"] = {"config": dict(gnn_cfg or {}), "n_targets": int(yg.shape[1]), "wall_s": {}}
+        for mode in gnn_modes:
+            mu = pretrained_latent(mode) if mode in ("proxy", "none") else np.zeros((len(y), 0))
+            side = np.hstack([data.side, mu])
+            for n in n_trains:
+                base = {"n_train": int(n), "pretraining": mode, "kd_model": "gnn", "n_test": int(len(test)),
+                        "target": target, "seed": seed}
+                if n > len(pool) or n < 2:
+                    rows.append({**base, "r2": np.nan, "mae": np.nan, "status": tables.STATUS_FAILED,
+                                 "reason": f"only {len(pool)} labelled ligands outside the test set"})
+                    continue
+                tr = pool[:n]
+                t0 = time.perf_counter()
+                ens = fit_gnn_ensemble([graphs[i] for i in tr], side[tr], yg[tr], seed=seed, **(gnn_cfg or {}))
+                pred, _ = ens.predict([graphs[i] for i in test], side[test])
+                extra["gnn"]["wall_s"][f"{mode}_{n}"] = time.perf_counter() - t0
+                r2, mae = r2_score(y[test], pred[:, 0]), mean_absolute_error(y[test], pred[:, 0])
+                log.info("gnn %s n=%d r2=%.3f mae=%.1f (%.0f s)", mode, n, r2, mae, time.perf_counter() - t0)
+                rows.append({**base, "r2": r2, "mae": mae, "status": tables.STATUS_OK, "reason": ""})
     return pd.DataFrame(rows, columns=list(LEARNING_CURVE_COLUMNS)), extra
 
 
@@ -99,10 +152,11 @@ def plot_learning_curve(df: pd.DataFrame, path: str | Path, title: str = "") -> 
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     ok = df[df["status"] == tables.STATUS_OK]
-    for mode, g in ok.groupby("pretraining"):
+    for (model, mode), g in ok.groupby(["kd_model", "pretraining"]):
         g = g.sort_values("n_train")
-        axes[0].plot(g["n_train"], g["r2"], "o-", label=mode)
-        axes[1].plot(g["n_train"], g["mae"], "o-", label=mode)
+        label = mode if model == "latent_mlp" else f"{model} ({mode})"
+        axes[0].plot(g["n_train"], g["r2"], "o-" if model == "latent_mlp" else "s--", label=label)
+        axes[1].plot(g["n_train"], g["mae"], "o-" if model == "latent_mlp" else "s--", label=label)
     for ax, lab in zip(axes, ("held-out R$^2$", "held-out MAE / cm$^{-1}$")):
         ax.set_xscale("log")
         ax.set_xlabel("number of KD labels")
@@ -194,16 +248,45 @@ def published_learning_data(labels_path: str | Path, proxies_path: str | Path | 
 def run_published_benchmark(labels_path: str | Path, proxies_path: str | Path | None, out_tsv: str | Path,
                             out_png: str | Path | None, out_json: str | Path | None, *, n_trains: Sequence[int],
                             n_test: int, split_seed: int, seed: int, model_cfg: dict, train_cfg: TrainConfig,
-                            ensemble_cfg: dict, modes: Sequence[str] = PRETRAINING_MODES) -> pd.DataFrame:
-    """The published-excerpt learning curve, written atomically to ``out_tsv`` (+ plot, metrics)."""
+                            ensemble_cfg: dict, modes: Sequence[str] = PRETRAINING_MODES,
+                            gnn_modes: Sequence[str] = (), gnn_cfg: dict | None = None,
+                            gnn_targets: Sequence[str] = (tables.FIRST_EXCITED_KD,),
+                            max_dy_donor_distance_a: float | None = None) -> pd.DataFrame:
+    """The published-excerpt learning curve, written atomically to ``out_tsv`` (+ plot, metrics).
+
+    ``max_dy_donor_distance_a``: labelled rows whose ligand drifted away from Dy (either Dy-donor
+    distance above it) lose their KD label, i.e. leave both the test set and the training pool
+    (their SMILES stay in the unlabelled VAE pretraining set); None keeps every row.
+    ``gnn_targets``: KD columns the graph head is trained on (first: KD2, the scored one).
+    """
     import time
 
     from smmflow.io import write_json_atomic, write_table
 
     t0 = time.perf_counter()
-    data = published_learning_data(labels_path, proxies_path)
+    targets = list(dict.fromkeys([tables.FIRST_EXCITED_KD, *gnn_targets]))
+    if gnn_targets and gnn_targets[0] != tables.FIRST_EXCITED_KD:
+        raise ValueError(f"gnn_targets must start with {tables.FIRST_EXCITED_KD}")
+    full = published_learning_data(labels_path, proxies_path, kd_targets=targets)
+    n_detached = 0
+    if max_dy_donor_distance_a is not None:
+        d = np.nanmax(full.side[:, [full.side_names.index("dist_dy_donor1_a"),
+                                    full.side_names.index("dist_dy_donor2_a")]], axis=1, initial=-np.inf)
+        detached = np.isfinite(full.kd[:, 0]) & (d > max_dy_donor_distance_a)
+        n_detached = int(detached.sum())
+        kd = np.array(full.kd, float, copy=True)  # the frame's array may be a read-only view
+        kd[detached] = np.nan
+        full = dataclasses.replace(full, kd=kd)
+        log.info("%d labelled rows with a Dy-donor distance > %.2f A dropped from test and training",
+                 n_detached, max_dy_donor_distance_a)
+    data = dataclasses.replace(full, kd=full.kd[:, :1], kd_names=full.kd_names[:1])
     df, extra = proxy_pretraining_curve(data, n_trains, n_test, split_seed, seed, model_cfg, train_cfg,
-                                        ensemble_cfg, modes)
+                                        ensemble_cfg, modes, gnn_modes=gnn_modes, gnn_cfg=gnn_cfg,
+                                        gnn_targets=full.kd[:, [targets.index(t) for t in gnn_targets]]
+                                        if gnn_targets else None)
+    extra["max_dy_donor_distance_a"] = max_dy_donor_distance_a
+    extra["n_detached_rows_dropped"] = n_detached
+    extra["gnn_targets"] = list(gnn_targets)
     write_table(df, out_tsv)
     if out_png is not None:
         plot_learning_curve(df, out_png, "published excerpt: first excited KD (KD2_cm1)")
@@ -231,13 +314,16 @@ def learning_curve_from_tables(ligands_path: str | Path, proxies_path: str | Pat
     n_lab = int(np.isfinite(data.kd[:, 0]).sum())
     if n_lab < 4:
         df = pd.DataFrame([{"n_train": n, "pretraining": m, "r2": np.nan, "mae": np.nan, "n_test": 0,
-                            "target": data.kd_names[0], "seed": int(s["seed"]), "status": tables.STATUS_FAILED,
-                            "reason": f"only {n_lab} KD labels"} for m in lc["modes"] for n in lc["n_trains"]],
+                            "kd_model": k, "target": data.kd_names[0], "seed": int(s["seed"]),
+                            "status": tables.STATUS_FAILED, "reason": f"only {n_lab} KD labels"}
+                           for k, ms in (("latent_mlp", lc["modes"]), ("gnn", lc.get("gnn_modes", [])))
+                           for m in ms for n in lc["n_trains"]],
                           columns=list(LEARNING_CURVE_COLUMNS))
     else:
         df, _ = proxy_pretraining_curve(data, lc["n_trains"], int(lc["n_test"]), int(lc["split_seed"]),
                                         int(s["seed"]), dict(s["model"]), tcfg, dict(s["ensemble"]), lc["modes"],
-                                        s.get("representation", "smiles"))
+                                        s.get("representation", "smiles"), gnn_modes=lc.get("gnn_modes", []),
+                                        gnn_cfg=dict(s.get("gnn", {})))
     write_table(df, out_tsv)
     plot_learning_curve(df, out_png, f"first excited KD ({n_lab} CASSCF labels in this run)")
     return df

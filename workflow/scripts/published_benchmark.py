@@ -15,5 +15,7 @@ df = run_published_benchmark(
     n_trains=b["n_trains"], n_test=int(b["n_test"]), split_seed=int(b["split_seed"]), seed=int(s["seed"]),
     model_cfg=dict(b["model"]), train_cfg=TrainConfig(**b["training"], device=s["device"], threads=snakemake.threads),  # noqa: F821
     ensemble_cfg=dict(b["ensemble"]), modes=b["modes"],
+    gnn_modes=b["gnn_modes"], gnn_cfg=dict(b["gnn"]), gnn_targets=b["gnn_targets"],
+    max_dy_donor_distance_a=b["max_dy_donor_distance_a"],
 )
 logging.info("\n%s", df.to_string())
