@@ -33,6 +33,12 @@ def requested_targets() -> list[str]:
     return [p for stage in config["targets"] for p in TARGETS[stage]]
 
 
+def stage_settings(stage: str, drop: tuple[str, ...] = ()) -> dict:
+    """config[stage] without the keys in ``drop``: params that do not affect a rule's output must
+    not rerun it when edited."""
+    return {k: v for k, v in config[stage].items() if k not in drop}
+
+
 wildcard_constraints:
     round=r"\d+",
 

@@ -17,7 +17,10 @@ rule train_vae:
         metrics=R("rounds/{round}/model/metrics.json"),
         history=R("rounds/{round}/model/history.tsv"),
     params:
-        settings=lambda wildcards: config["learning"],
+        # the model does not depend on the curve, generation or benchmark blocks: editing them keeps it
+        settings=lambda wildcards: stage_settings(
+            "learning", drop=("learning_curve", "generation", "published_benchmark", "gnn")
+        ),
     log:
         "logs/train_vae/round{round}.log",
     benchmark:

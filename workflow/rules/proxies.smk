@@ -14,7 +14,8 @@ rule proxy_xtb:
     output:
         R("proxies/shards/{shard}.parquet"),
     params:
-        settings=lambda wildcards: config["proxies"],
+        # the xTB settings only: editing the DFT block or the runtime does not rerun xTB
+        settings=lambda wildcards: stage_settings("proxies", drop=("dft", "shard_runtime_min")),
         n_shards=lambda wildcards: int(config["proxies"]["n_shards"]),
     log:
         "logs/proxy_xtb/{shard}.log",

@@ -40,7 +40,8 @@ rule revalidation_proxies:
     output:
         proxies=R("rounds/{round}/revalidation/proxies.parquet"),
     params:
-        settings=lambda wildcards: config["proxies"],
+        # the xTB settings only: editing the DFT block or the runtime does not rerun xTB
+        settings=lambda wildcards: stage_settings("proxies", drop=("dft", "shard_runtime_min")),
     log:
         "logs/revalidation_proxies/round{round}.log",
     benchmark:
