@@ -2,9 +2,10 @@
 
 Complexes: [Dy(H2O)5(OH)2]+ and [Dy(H2O)5L2]+ with L = [O-]C1C(CC1)(C)CCC (9 heavy atoms), idealised
 pentagonal bipyramids (tests/casscf_geometries.py; Gasteiger charges stand in for xTB charges).
-Prints per tier: median wall time over --repeats runs, SA-CASSCF macro-iterations, KD2, and KD2
-relative to the full tier. Baseline measured in the same run: the pointcharge tier with a cold
-free-ion reference (computed from scratch: ROHF + SA-CASSCF + AMFI), against the warm (cached) runs.
+Prints per tier: median wall time over --repeats runs (--repeats-expensive for embedded/full), the
+split start orbitals / SA-CASSCF / spin-orbit, SA-CASSCF macro-iterations, KD2, KD2 relative to the
+full tier, the smallest active-orbital Dy-f population and the largest Kramers splitting.
+Other complexes: --complexes hydroxide "SMILES" relaxed.xyz (extxyz from `smmflow build --relax`).
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/bench_casscf.py --tiers pointcharge embedded full
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/bench_casscf.py --ligands   # KD2 per ligand class
@@ -39,15 +40,21 @@ LIGANDS = {
 
 
 def build(name: str):
+    """A complex from ``hydroxide``, a donor-first SMILES (idealised RDKit bipyramid, Gasteiger
+    charges) or an extxyz file (e.g. ``smmflow build SMILES --relax -o x.xyz``: xTB geometry and charges)."""
     if name == "hydroxide":
         return hydroxide_complex()
+    if name.endswith(".xyz") and Path(name).exists():
+        from smmflow.complexes import from_extxyz
+
+        return from_extxyz(Path(name).read_text())
     return rdkit_ligand_complex(name)
 
 
-def run(atoms, tier: str, cache: str, repeats: int) -> dict:
+def run(atoms, tier: str, cache: str, repeats: int, overrides: dict | None = None) -> dict:
     walls, res = [], None
     for _ in range(repeats):
-        res = casscf.run_complex(atoms, casscf.CasscfSettings(tier=tier, cache_dir=cache))
+        res = casscf.run_complex(atoms, casscf.CasscfSettings(tier=tier, cache_dir=cache, **(overrides or {})))
         walls.append(res["wall_s"])
     res["median_wall_s"] = statistics.median(walls)
     res["walls"] = walls
@@ -55,33 +62,38 @@ def run(atoms, tier: str, cache: str, repeats: int) -> dict:
 
 
 def bench_tiers(args) -> None:
-    cache = tempfile.mkdtemp(prefix="casscf_bench_")
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="casscf_bench_")
     t0 = time.perf_counter()
     casscf.free_ion_reference(casscf.CasscfSettings(cache_dir=cache))
     cold_ref = time.perf_counter() - t0
-    print(f"free-ion reference (ROHF + SA-CASSCF + AMFI on bare Dy3+), computed once: {cold_ref:.1f} s")
+    print(f"free-ion reference (ROHF + SA-CASSCF + AMFI on bare Dy3+, or read from {cache}): {cold_ref:.1f} s", flush=True)
+    overrides = json.loads(args.settings) if args.settings else {}
     rows = []
-    for name in ("hydroxide", NINE_HEAVY):
+    for name in args.complexes:
         atoms = build(name)
         out = {}
         for tier in args.tiers:
-            reps = args.repeats if tier == "pointcharge" else 1
+            reps = args.repeats if tier == "pointcharge" else args.repeats_expensive
             try:
-                out[tier] = run(atoms, tier, cache, reps)
+                out[tier] = run(atoms, tier, cache, reps, overrides)
             except Exception as exc:  # noqa: BLE001 - report and go on
-                print(f"{name} {tier}: FAILED {type(exc).__name__}: {exc}")
+                print(f"{name} {tier}: FAILED {type(exc).__name__}: {exc}", flush=True)
+                continue
+            r = out[tier]
+            t = r["timings_s"]
+            print(f"{name} {tier}: {r['median_wall_s']:.1f} s (start {t.get('start_orbitals', 0):.1f}, SA-CASSCF "
+                  f"{t['sa_casscf']:.1f}, SO {t.get('spin_orbit', 0):.1f}), {r['macro_iterations']} macro, "
+                  f"KD2 {r['kd_energies_cm1'][1]:.1f} cm-1, {r['status']} {r['reason']}", flush=True)
         full_kd2 = out["full"]["kd_energies_cm1"][1] if "full" in out else None
         for tier, r in out.items():
             kd2 = r["kd_energies_cm1"][1]
             rel = f"{kd2 - full_kd2:+8.1f}" if full_kd2 is not None else "     n/a"
-            rows.append((name, tier, r["median_wall_s"], len(r["walls"]), r["macro_iterations"], r["n_ao"], kd2, rel, r["status"]))
-    print(f"\n{'complex':<22} {'tier':<12} {'median s':>9} {'n':>2} {'macro':>5} {'nao':>5} {'KD2/cm-1':>9} {'vs full':>8} status")
+            rows.append((Path(name).name, tier, r["median_wall_s"], len(r["walls"]), r["macro_iterations"], r["n_ao"], kd2, rel,
+                         r["status"], min(r["active_f_population"]), r["kramers_splitting_max_cm1"]))
+    print(f"\n{'complex':<26} {'tier':<12} {'median s':>9} {'n':>2} {'macro':>5} {'nao':>5} {'KD2/cm-1':>9} {'vs full':>8} "
+          f"{'min f-pop':>9} {'Kramers':>8} status")
     for r in rows:
-        print(f"{r[0]:<22} {r[1]:<12} {r[2]:9.1f} {r[3]:>2} {r[4]:>5} {r[5]:>5} {r[6]:9.1f} {r[7]:>8} {r[8]}")
-    warm = [r[2] for r in rows if r[1] == "pointcharge"]
-    if warm:
-        print(f"\npointcharge: cold (reference computed) {cold_ref + warm[0]:.1f} s vs warm median {statistics.median(warm):.1f} s"
-              f" -> ratio {(cold_ref + warm[0]) / statistics.median(warm):.1f}x")
+        print(f"{r[0]:<26} {r[1]:<12} {r[2]:9.1f} {r[3]:>2} {r[4]:>5} {r[5]:>5} {r[6]:9.1f} {r[7]:>8} {r[9]:9.3f} {r[10]:8.1e} {r[8]}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
@@ -105,10 +117,14 @@ def bench_ligands(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiers", nargs="+", default=["pointcharge", "embedded", "full"], choices=casscf.TIERS)
+    p.add_argument("--complexes", nargs="+", default=["hydroxide", NINE_HEAVY],
+                   help="'hydroxide', donor-first SMILES (idealised) or extxyz files (xTB-relaxed)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of the pointcharge tier (median)")
+    p.add_argument("--repeats-expensive", type=int, default=1, help="repeats of the embedded/full tiers (median)")
+    p.add_argument("--settings", default=None, help="JSON of CasscfSettings overrides, e.g. '{\"frozen_core\": false}'")
     p.add_argument("--ligands", action="store_true", help="KD2 of one ligand per class instead of timings")
     p.add_argument("--json", default=None)
-    p.add_argument("--cache-dir", default=None, help="reuse a free-ion reference cache (--ligands only)")
+    p.add_argument("--cache-dir", default=None, help="reuse a free-ion reference cache")
     args = p.parse_args()
     (bench_ligands if args.ligands else bench_tiers)(args)
 

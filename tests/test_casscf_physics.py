@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from casscf_geometries import distort, hydroxide_complex, rotate
+from casscf_geometries import distort, hydroxide_complex, rdkit_ligand_complex, rotate
 from smmflow import casscf
 from smmflow.constants import DY_ZETA_4F_CM1
 
@@ -134,3 +134,20 @@ def test_weak_axial_field_matches_stevens_first_order(settings, free_ion):
     got = np.array(res["kd_energies_cm1"])
     assert expected[-1] > 10.0  # the field is not negligible
     assert np.allclose(got[1:], expected[1:], rtol=0.03)
+
+
+@pytest.mark.slow
+def test_embedded_tier_converges_with_4f_active_space(settings):
+    """Embedded tier on the 9-heavy-atom alkoxide complex (Dy + waters + O-C(H) with 4 H caps, 291
+    AOs): SA-CASSCF converges, actives stay 4f, Kramers pairs hold, axial Ising ground doublet.
+    About 10 min on one core."""
+    atoms = rdkit_ligand_complex("[O-]C1C(CC1)(C)CCC")
+    s = casscf.CasscfSettings(tier="embedded", cache_dir=settings.cache_dir)
+    res = casscf.run_complex(atoms, s)
+    assert res["converged"] and res["status"] == "ok", res["reason"]
+    assert res["macro_iterations"] <= 6
+    assert min(res["active_f_population"]) > 0.99
+    assert res["kramers_splitting_max_cm1"] < 0.01
+    assert res["g_principal"][0][2] > 19.5
+    # covalency lifts KD2 well above the point-charge value (345 cm-1 on this geometry)
+    assert 400.0 < res["kd_energies_cm1"][1] < 800.0
