@@ -133,6 +133,8 @@ def test_table_and_metrics_count_failures_as_misses():
     json.dumps(m)  # JSON-ready
     m0 = revalidation_metrics(revalidation_table(sel, _labels({"G1": 320.0}), 400.0), 400.0)
     assert m0["improvement_ratio"] is None  # no baseline hit: no ratio, not a division by zero
+    assert m0["improvement_ratio_add_one"] == pytest.approx((0 + 1) / (3 + 2) / ((0 + 1) / (2 + 2)))
+    assert m["improvement_ratio_add_one"] == pytest.approx((2 / 5) / (2 / 4))
 
 
 @pytest.mark.parametrize("smiles, inside", [

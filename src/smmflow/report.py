@@ -43,7 +43,8 @@ def rounds_summary(metrics_paths: Sequence[PathLike]) -> pd.DataFrame:
     rows = []
     for r, p in enumerate(metrics_paths):
         m = json.loads(Path(p).read_text())
-        row: dict = {"round": r, "threshold_cm1": m["threshold_cm1"], "improvement_ratio": m["improvement_ratio"]}
+        row: dict = {"round": r, "threshold_cm1": m["threshold_cm1"], "improvement_ratio": m["improvement_ratio"],
+                     "improvement_ratio_add_one": m.get("improvement_ratio_add_one")}
         for src in (SOURCE_GENERATED, SOURCE_BASELINE):
             for key in ("n", "n_ok", "n_hits", "hit_rate", "mae_cm1", "median_kd2_cm1", "max_kd2_cm1"):
                 row[f"{src}_{key}"] = m[src][key]

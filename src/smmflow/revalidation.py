@@ -160,7 +160,7 @@ def revalidation_metrics(table: pd.DataFrame, threshold_cm1: float) -> dict[str,
 
     ``hit_rate`` = hits / ligands attempted (failures are misses); ``hit_rate_computed`` = hits /
     ligands with a usable label. ``improvement_ratio`` = generated / baseline hit rate (None when
-    the baseline has no hit)."""
+    the baseline has no hit); ``improvement_ratio_add_one`` uses (hits + 1) / (n + 2) for both."""
     out: dict[str, Any] = {"threshold_cm1": float(threshold_cm1)}
     for src in (SOURCE_GENERATED, SOURCE_BASELINE):
         t = table[table["source"] == src]
@@ -181,6 +181,12 @@ def revalidation_metrics(table: pd.DataFrame, threshold_cm1: float) -> dict[str,
         }
     g, b = out[SOURCE_GENERATED]["hit_rate"], out[SOURCE_BASELINE]["hit_rate"]
     out["improvement_ratio"] = _nan_to_none(g / b) if g is not None and b else None
+    # add-one (Laplace) rates: finite when the baseline has no hit, shrunk toward 1 for small K
+    gs, bs = out[SOURCE_GENERATED], out[SOURCE_BASELINE]
+    if gs["n"] and bs["n"]:
+        out["improvement_ratio_add_one"] = ((gs["n_hits"] + 1) / (gs["n"] + 2)) / ((bs["n_hits"] + 1) / (bs["n"] + 2))
+    else:
+        out["improvement_ratio_add_one"] = None
     return out
 
 
