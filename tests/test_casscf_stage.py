@@ -72,6 +72,13 @@ def test_bad_geometry_gives_failed_result_not_crash():
     assert res["status"] == "failed" and "Dy" in res["reason"]
 
 
+def test_failed_proxy_row_gives_its_reason():
+    row = {"ligand_id": "Lx", "smiles": "O", "ligand_class": "O", "complex_charge": 3, "complex_xyz": "",
+           "status": "failed", "reason": "ligand left Dy during relaxation"}
+    res = run_job(row, casscf.CasscfSettings())
+    assert res["status"] == "failed" and "proxy stage failed: ligand left Dy" in res["reason"]
+
+
 def test_aggregate_labels_contract(tmp_path):
     ok = {"ligand_id": "L1", "smiles": "[OH-]", "ligand_class": "O-", "tier": "pointcharge", "status": "ok",
           "reason": "", "converged": True, "wall_s": 3.0, "ueff_cm1": 100.0, "easy_axis_angle_deg": 2.0,

@@ -122,6 +122,10 @@ def run_job(row: pd.Series | dict, settings: casscf.CasscfSettings) -> dict[str,
     import time
 
     t0 = time.perf_counter()
+    if row.get("status", STATUS_OK) != STATUS_OK:  # no relaxed complex: say why, not "empty complex_xyz"
+        res = casscf.failed_result(settings.tier, f"no relaxed complex (proxy stage failed: {row.get('reason', '')})")
+        res.update({LIGAND_ID: row[LIGAND_ID], "smiles": row.get("smiles", ""), "ligand_class": row.get("ligand_class", "")})
+        return res
     try:
         atoms = complex_from_proxy_row(row)
         res = casscf.run_complex(atoms, settings)
