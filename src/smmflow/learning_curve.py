@@ -94,22 +94,29 @@ def proxy_pretraining_curve(data: LearningData, n_trains: Sequence[int], n_test:
             latents[mode] = latent_means(tm, data.smiles)
         return latents[mode]
 
-    for mode in modes:
-        mu = pretrained_latent(mode) if mode in ("proxy", "none") else None
+    def curve_points(mode: str, kd_model: str, fit_predict) -> None:
+        """One row per training size: ``fit_predict(train_rows)`` returns the test predictions."""
         for n in n_trains:
-            base = {"n_train": int(n), "pretraining": mode, "kd_model": "latent_mlp", "n_test": int(len(test)),
+            base = {"n_train": int(n), "pretraining": mode, "kd_model": kd_model, "n_test": int(len(test)),
                     "target": target, "seed": seed}
             if n > len(pool) or n < 2:
                 rows.append({**base, "r2": np.nan, "mae": np.nan, "status": tables.STATUS_FAILED,
                              "reason": f"only {len(pool)} labelled ligands outside the test set"})
                 continue
-            tr = pool[:n]
-            ens = fit_kd_ensemble(mu[tr] if mu is not None else np.zeros((n, 0)), data.side[tr], data.kd[tr],
-                                  seed=seed, use_latent=mu is not None, **ensemble_cfg)
-            pred, _ = ens.predict(mu[test] if mu is not None else np.zeros((len(test), 0)), data.side[test])
+            pred = fit_predict(pool[:n])
             r2, mae = r2_score(y[test], pred[:, 0]), mean_absolute_error(y[test], pred[:, 0])
-            log.info("%s n=%d r2=%.3f mae=%.1f", mode, n, r2, mae)
+            log.info("%s %s n=%d r2=%.3f mae=%.1f", kd_model, mode, n, r2, mae)
             rows.append({**base, "r2": r2, "mae": mae, "status": tables.STATUS_OK, "reason": ""})
+
+    for mode in modes:
+        mu = pretrained_latent(mode) if mode in ("proxy", "none") else None
+
+        def fit_latent_mlp(tr, mu=mu):
+            ens = fit_kd_ensemble(mu[tr] if mu is not None else np.zeros((len(tr), 0)), data.side[tr], data.kd[tr],
+                                  seed=seed, use_latent=mu is not None, **ensemble_cfg)
+            return ens.predict(mu[test] if mu is not None else np.zeros((len(test), 0)), data.side[test])[0]
+
+        curve_points(mode, "latent_mlp", fit_latent_mlp)
     if gnn_modes:
         import time
 
@@ -123,21 +130,15 @@ def proxy_pretraining_curve(data: LearningData, n_trains: Sequence[int], n_test:
         for mode in gnn_modes:
             mu = pretrained_latent(mode) if mode in ("proxy", "none") else np.zeros((len(y), 0))
             side = np.hstack([data.side, mu])
-            for n in n_trains:
-                base = {"n_train": int(n), "pretraining": mode, "kd_model": "gnn", "n_test": int(len(test)),
-                        "target": target, "seed": seed}
-                if n > len(pool) or n < 2:
-                    rows.append({**base, "r2": np.nan, "mae": np.nan, "status": tables.STATUS_FAILED,
-                                 "reason": f"only {len(pool)} labelled ligands outside the test set"})
-                    continue
-                tr = pool[:n]
+
+            def fit_gnn(tr, side=side, mode=mode):
                 t0 = time.perf_counter()
                 ens = fit_gnn_ensemble([graphs[i] for i in tr], side[tr], yg[tr], seed=seed, **(gnn_cfg or {}))
-                pred, _ = ens.predict([graphs[i] for i in test], side[test])
-                extra["gnn"]["wall_s"][f"{mode}_{n}"] = time.perf_counter() - t0
-                r2, mae = r2_score(y[test], pred[:, 0]), mean_absolute_error(y[test], pred[:, 0])
-                log.info("gnn %s n=%d r2=%.3f mae=%.1f (%.0f s)", mode, n, r2, mae, time.perf_counter() - t0)
-                rows.append({**base, "r2": r2, "mae": mae, "status": tables.STATUS_OK, "reason": ""})
+                pred = ens.predict([graphs[i] for i in test], side[test])[0]
+                extra["gnn"]["wall_s"][f"{mode}_{len(tr)}"] = time.perf_counter() - t0
+                return pred
+
+            curve_points(mode, "gnn", fit_gnn)
     return pd.DataFrame(rows, columns=list(LEARNING_CURVE_COLUMNS)), extra
 
 
