@@ -35,10 +35,11 @@ from smmflow.ligands import (
     read_smiles_file,
 )
 from smmflow.molecule_generator import GeneratorSettings, generate_smiles, generated_records
+from smmflow.tables import LIGAND_CLASS_CODE
 
 ROOT = Path(__file__).resolve().parents[1]
 CURATED = ROOT / "resources" / "source_molecules" / "curated_donors.smi"
-PUBLISHED_CLASS = {"1.0": "O", "2.0": "N", "3.0": "O-", "4.0": "N-"}
+PUBLISHED_CLASS = {f"{code:.1f}": cls for cls, code in LIGAND_CLASS_CODE.items()}  # published codes 1.0..4.0
 
 
 CPU_MEDIANS: dict[str, float] = {}

@@ -171,7 +171,7 @@ def test_report_figures_are_written(tmp_path):
     table = revalidation_table(sel, _labels({"G1": 320.0, "B1": 40.0}), 200.0)
     table.to_csv(tmp_path / "r0.tsv", sep="\t", index=False)
     (tmp_path / "m0.json").write_text(json.dumps(revalidation_metrics(table, 200.0)))
-    reval = report.round_tables([tmp_path / "r0.tsv"])
+    reval = report.revalidation_by_round([tmp_path / "r0.tsv"])
     summary = report.rounds_summary([tmp_path / "m0.json"])
     assert summary.loc[0, "generated_n_hits"] == 1 and summary.loc[0, "baseline_n_hits"] == 0
     report.plot_parity(reval, tmp_path / "parity.png", 200.0)

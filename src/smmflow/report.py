@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from smmflow import tables  # noqa: E402
-from smmflow.io import atomic_path, write_table  # noqa: E402
+from smmflow.io import atomic_path  # noqa: E402
 from smmflow.revalidation import SOURCE_BASELINE, SOURCE_GENERATED  # noqa: E402
 
 PathLike = str | os.PathLike[str]
@@ -32,7 +32,7 @@ def _save(fig: plt.Figure, path: PathLike) -> None:
     plt.close(fig)
 
 
-def round_tables(paths: Sequence[PathLike]) -> pd.DataFrame:
+def revalidation_by_round(paths: Sequence[PathLike]) -> pd.DataFrame:
     """Concatenate the per-round re-validation tables, adding a ``round`` column (0, 1, ...)."""
     frames = [pd.read_csv(p, sep="\t").assign(round=r) for r, p in enumerate(paths)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -153,4 +153,4 @@ def draw_ligand_grid(smiles: Sequence[str], legends: Sequence[str], path: PathLi
 
 
 __all__ = ["best_labelled", "draw_ligand_grid", "plot_hit_rate", "plot_kd_ladders", "plot_latent_space",
-           "plot_parity", "round_tables", "rounds_summary", "write_table"]
+           "plot_parity", "revalidation_by_round", "rounds_summary"]

@@ -134,8 +134,6 @@ rule report_figures:
         ladders=report(R("report/kd_ladders.png"), caption="../report/ladders.rst", category="Best ligands"),
         grid=report(R("report/top_ligands.png"), caption="../report/grid.rst", category="Best ligands"),
         summary=report(R("report/rounds.tsv"), caption="../report/rounds.rst", category="Re-validation"),
-    params:
-        seed=config["seed"],
     log:
         "logs/report_figures/report_figures.log",
     benchmark:

@@ -16,7 +16,7 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 inp, out = snakemake.input, snakemake.output  # noqa: F821
 
-reval = report.round_tables(inp.revalidation)
+reval = report.revalidation_by_round(inp.revalidation)
 summary = report.rounds_summary(inp.metrics)
 write_table(summary, out.summary)
 threshold = json.loads(open(inp.metrics[-1]).read())["threshold_cm1"]
