@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from smmflow import magnetism, spin_orbit
+from smmflow.native_blas import select_pyscf_blas_kernel
 from smmflow.basis import DEFAULT_BASIS, basis_map
 from smmflow.constants import (
     ANGSTROM_TO_BOHR,
@@ -392,25 +393,23 @@ def low_rank_jk_in_ah(mc):
         for cderi in with_df.loop(blksize):
             naux = cderi.shape[0]
             lfull = lib.unpack_tril(cderi).reshape(naux * nao, nao)
-            lf = lib.dot(lfull, fac).reshape(naux, nao, nf)  # L_P @ [a b d e]
-            la, lb = lf[:, :, :nmv], lf[:, :, nmv : 2 * nmv]
-            ld, le = lf[:, :, 2 * nmv : 2 * nmv + ncas], lf[:, :, 2 * nmv + ncas :]
-            rho3 = 2.0 * np.einsum("pkc,kc->p", la, b)
-            rho4 = 2.0 * np.einsum("pkc,kc->p", ld, e)
+            # factor-major layout (nf, naux, nao): [a b d e]^T L_P (L_P symmetric), then C^T on the
+            # last axis; two plain GEMMs, no batched matmul and no transposed copies
+            lt = lib.dot(fac.T, lfull.T).reshape(nf, naux, nao)
+            rho3 = 2.0 * np.einsum("cpk,kc->p", lt[:nmv], b)
+            rho4 = 2.0 * np.einsum("cpk,kc->p", lt[2 * nmv : 2 * nmv + ncas], e)
             lfull = lfull.reshape(naux, nao * nao)
             vj3 += (rho3 @ lfull).reshape(nao, nao)
             vj4 += (rho4 @ lfull).reshape(nao, nao)
-            mf_ = np.matmul(mo.T, lf)  # (naux, nmo, nf): C^T L_P [a b d e]
-            ma, mb = mf_[:, :, :nmv], mf_[:, :, nmv : 2 * nmv]
-            md, me = mf_[:, :, 2 * nmv : 2 * nmv + ncas], mf_[:, :, 2 * nmv + ncas :]
+            m = lib.dot(lt.reshape(nf * naux, nao), mo).reshape(nf, naux * nmo)  # C^T L_P [a b d e]
 
-            def contract(x, y, rows):  # sum_P x_P[rows] y_P^T
-                xr = x[:, :rows].transpose(1, 0, 2).reshape(rows, -1)
-                yr = y.transpose(1, 0, 2).reshape(nmo, -1)
-                return lib.dot(xr, yr.T)
+            def block(lo, hi):  # rows (factor column, P), columns MO
+                return m[lo:hi].reshape((hi - lo) * naux, nmo)
 
-            k3 += contract(ma, mb, nocc) + contract(mb, ma, nocc)
-            k4 += contract(md, me, ncore) + contract(me, md, ncore)
+            ma, mb = block(0, nmv), block(nmv, 2 * nmv)
+            md, me = block(2 * nmv, 2 * nmv + ncas), block(2 * nmv + ncas, nf)
+            k3 += lib.dot(ma[:, :nocc].T, mb) + lib.dot(mb[:, :nocc].T, ma)  # sum_P x_P[rows] y_P^T
+            k4 += lib.dot(md[:, :ncore].T, me) + lib.dot(me[:, :ncore].T, md)
         c_act = mo[:, ncore:nocc]
         va = casdm1 @ (2.0 * (c_act.T @ vj3 @ mo) - k3[ncore:nocc])
         vj34 = 2.0 * vj3 + vj4
@@ -528,6 +527,7 @@ def _free_ion_path(settings: CasscfSettings) -> Path | None:
 
 def free_ion_reference(settings: CasscfSettings) -> FreeIonReference:
     """SA-CASSCF orbitals and AMFI operator of the bare Dy3+ ion, from memory, disk or computed."""
+    select_pyscf_blas_kernel()
     key = settings.key()
     if key in _FREE_ION_MEMO:
         return _FREE_ION_MEMO[key]
@@ -764,6 +764,7 @@ def run_complex(atoms, settings: CasscfSettings | None = None) -> dict[str, Any]
     Returns a JSON-ready dict (see :func:`result_keys`); raises ``ValueError`` on bad input and
     :class:`CasscfFailure` for a physically failed calculation.
     """
+    select_pyscf_blas_kernel()  # before the first pyscf import of the process
     settings = settings or CasscfSettings()
     t0 = time.perf_counter()
     region = partition(atoms, settings.tier)

@@ -80,6 +80,10 @@ def ligand_dft_descriptors(symbols, positions_a: np.ndarray, charge: int,
     """Run the DFT proxy for one geometry (atom 0 = donor). Raises ``RuntimeError`` if the SCF
     does not converge."""
     from ase.data import atomic_masses, atomic_numbers
+
+    from smmflow.native_blas import select_pyscf_blas_kernel
+
+    select_pyscf_blas_kernel()  # before the first pyscf import of the process
     from pyscf import dft, gto
 
     s = settings or DftSettings()
