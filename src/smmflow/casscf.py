@@ -367,11 +367,26 @@ def low_rank_jk_in_ah(mc):
     (rank <= 2 ncas) as if they were dense: 2 x 4 naux nao^3 flops. Here, with the DF factors
     ``L_P`` and ``dm = a b^T + b a^T``, ``K[dm] = sum_P (L_P a)(L_P b)^T + (L_P b)(L_P a)^T`` and only
     the rows/columns the Hessian needs (core/active rows, MO columns) are formed:
-    about 8 naux nao^2 (ncore + ncas) flops, 3-4x fewer for ncore ~ 70, nao ~ 300. Exact (same
+    about 8 naux nao^2 (ncore + ncas) flops, 3-4x fewer for ncore ~ 70, nao ~ 300.
+
+    Within one macro-iteration the orbitals ``mo`` and ``casdm1`` are fixed, so the half of the
+    factors that does not depend on the trial rotation (``a = C_core``, ``d = C_act casdm1``) gives
+    the same ``C^T L_P [a d]`` in every AH step: it is kept from the first step of the
+    macro-iteration when it fits in memory (``(ncore + ncas) naux nmo`` doubles, at most half of
+    the free ``max_memory``), which halves the flops of every later step. Exact either way (same
     numbers as PySCF up to round-off; tested)."""
     from pyscf import lib
 
     with_df = mc.with_df
+    cache: dict[str, Any] = {}
+
+    def fixed_factor_products(mo, casdm1, moving):
+        """The cached blocks of C^T L_P [a d] if they belong to these orbitals, else None."""
+        if not cache:
+            return None
+        same = (cache["mo"].shape == mo.shape and np.array_equal(cache["mo"], mo)
+                and np.array_equal(cache["casdm1"], casdm1) and np.array_equal(cache["moving"], moving))
+        return cache["blocks"] if same else None
 
     def update_jk_in_ah(mo, r, casdm1, eris):
         ncore, ncas = mc.ncore, mc.ncas
@@ -383,40 +398,132 @@ def low_rank_jk_in_ah(mc):
         nmv = len(moving)
         d = mo[:, ncore:nocc] @ casdm1
         e = mo @ r[ncore:nocc].T  # dm4 = d e^T + e d^T
-        fac = np.hstack([a, b, d, e])  # (nao, 2 nmv + 2 ncas)
+        cached = fixed_factor_products(mo, casdm1, moving)
+        keep = False
+        if cached is None:
+            cache.clear()
+            need_mb = (nmv + ncas) * with_df.get_naoaux() * nmo * 8 / 1e6
+            keep = need_mb < 0.5 * (mc.max_memory - lib.current_memory()[0])
+            fac = np.hstack([a, d, b, e])  # (nao, nf): fixed [a d] first, then the trial factors
+        else:
+            fac = np.hstack([b, e])
+            cache["hits"] += 1
+        nfix = nmv + ncas
         nf = fac.shape[1]
         vj3 = np.zeros((nao, nao))
         vj4 = np.zeros((nao, nao))
         k3 = np.zeros((nocc, nmo))  # occupied rows of C^T K[dm3] C
         k4 = np.zeros((ncore, nmo))  # core rows of C^T K[dm4] C
-        blksize = max(4, min(with_df.blockdim, int(2.0e7 / max(1, nao * max(nao, nf)))))
-        for cderi in with_df.loop(blksize):
+        blocks: list[np.ndarray] = []
+        # the same blocks in every call of a macro-iteration (the cached products are per block)
+        blksize = max(4, min(with_df.blockdim, int(2.0e7 / max(1, nao * max(nao, 2 * nfix)))))
+        for ib, cderi in enumerate(with_df.loop(blksize)):
             naux = cderi.shape[0]
             lfull = lib.unpack_tril(cderi).reshape(naux * nao, nao)
-            # factor-major layout (nf, naux, nao): [a b d e]^T L_P (L_P symmetric), then C^T on the
+            # factor-major layout (nf, naux, nao): factors^T L_P (L_P symmetric), then C^T on the
             # last axis; two plain GEMMs, no batched matmul and no transposed copies
             lt = lib.dot(fac.T, lfull.T).reshape(nf, naux, nao)
-            rho3 = 2.0 * np.einsum("cpk,kc->p", lt[:nmv], b)
-            rho4 = 2.0 * np.einsum("cpk,kc->p", lt[2 * nmv : 2 * nmv + ncas], e)
+            lt_b, lt_e = lt[nf - nmv - ncas : nf - ncas], lt[nf - ncas :]
+            rho3 = 2.0 * np.einsum("cpk,kc->p", lt_b, a)  # tr(dm3 L_P) = 2 a^T L_P b
+            rho4 = 2.0 * np.einsum("cpk,kc->p", lt_e, d)
             lfull = lfull.reshape(naux, nao * nao)
             vj3 += (rho3 @ lfull).reshape(nao, nao)
             vj4 += (rho4 @ lfull).reshape(nao, nao)
-            m = lib.dot(lt.reshape(nf * naux, nao), mo).reshape(nf, naux * nmo)  # C^T L_P [a b d e]
-
-            def block(lo, hi):  # rows (factor column, P), columns MO
-                return m[lo:hi].reshape((hi - lo) * naux, nmo)
-
-            ma, mb = block(0, nmv), block(nmv, 2 * nmv)
-            md, me = block(2 * nmv, 2 * nmv + ncas), block(2 * nmv + ncas, nf)
+            m = lib.dot(lt.reshape(nf * naux, nao), mo).reshape(nf, naux, nmo)  # C^T L_P [factors]
+            if cached is None:
+                mfix, mvar = m[:nfix], m[nfix:]
+                if keep:
+                    blocks.append(np.array(mfix))
+            else:
+                mfix, mvar = cached[ib], m
+            ma = mfix[:nmv].reshape(nmv * naux, nmo)
+            md = mfix[nmv:].reshape(ncas * naux, nmo)
+            mb = mvar[:nmv].reshape(nmv * naux, nmo)
+            me = mvar[nmv:].reshape(ncas * naux, nmo)
             k3 += lib.dot(ma[:, :nocc].T, mb) + lib.dot(mb[:, :nocc].T, ma)  # sum_P x_P[rows] y_P^T
             k4 += lib.dot(md[:, :ncore].T, me) + lib.dot(me[:, :ncore].T, md)
+        if keep:
+            cache.update(mo=np.array(mo), casdm1=np.array(casdm1), moving=moving, blocks=blocks, hits=0)
         c_act = mo[:, ncore:nocc]
         va = casdm1 @ (2.0 * (c_act.T @ vj3 @ mo) - k3[ncore:nocc])
         vj34 = 2.0 * vj3 + vj4
         vc = 2.0 * (mo[:, :ncore].T @ vj34 @ mo[:, ncore:]) - (2.0 * k3[:ncore, ncore:] + k4[:, ncore:])
         return va, vc
 
+    update_jk_in_ah.cache = cache  # for inspection (tests): the kept products and their reuse count
     return update_jk_in_ah
+
+
+class DfCasscfIntegrals:
+    """The integrals one DF-CASSCF macro-iteration needs (the attributes of PySCF's
+    ``mcscf.df._ERIS``), held in memory: ``ppaa[p,q,u,v] = (pq|uv)``, ``papa[p,u,q,v] = (pu|qv)``,
+    ``j_pc = (pp|cc)``, ``k_pc = (pc|pc)``, ``vhf_c`` (core Fock potential, MO basis)."""
+
+    def __init__(self, ppaa: np.ndarray, papa: np.ndarray, j_pc: np.ndarray, k_pc: np.ndarray, vhf_c: np.ndarray):
+        self.ppaa, self.papa, self.j_pc, self.k_pc, self.vhf_c = ppaa, papa, j_pc, k_pc, vhf_c
+
+
+def df_casscf_integrals(mc, mo: np.ndarray) -> DfCasscfIntegrals:
+    """Replacement of PySCF's DF-CASSCF integral transformation (``mcscf.df._ERIS``) with the same
+    numbers from a fraction of the work.
+
+    PySCF transforms every auxiliary function to the full MO basis, ``(P|pq)`` for all p, q
+    (2 naux nao^2 nmo flops), writes the result to a temporary HDF5 file (naux nmo^2 doubles:
+    ~10 GB for 600 AOs) and reads it back to contract with ``(P|uv)``. Only occupied columns are
+    needed except in ``ppaa``, so here: ``(P|p i)`` for occupied i (2 x 2 naux nao^2 nocc flops)
+    gives ``papa``, ``k_pc`` and ``(P|cc)``; then one pass over the packed AO factors forms the AO
+    matrices ``sum_P L_P (P|uv)`` and ``sum_P L_P (P|cc)``, which are taken to the MO basis for
+    ``ppaa`` and (diagonal only) ``j_pc``. Everything stays in memory (tested against PySCF)."""
+    from pyscf import lib
+
+    with_df = mc.with_df
+    ncore, ncas = mc.ncore, mc.ncas
+    nocc = ncore + ncas
+    mo = np.asarray(mo, order="C")
+    nao, nmo = mo.shape
+    naux = with_df.get_naoaux()
+    c_occ = np.asarray(mo[:, :nocc], order="C")
+    pa = np.empty((naux, nmo, ncas))  # (P|p u)
+    cc = np.empty((naux, ncore))  # (P|c c)
+    k_cp = np.zeros((ncore, nmo))
+    free_mb = max(500.0, mc.max_memory - lib.current_memory()[0])
+    per_aux = 8 * (nao * nao + nocc * (nao + nmo))  # unpacked L_P, L_P C_occ, C^T L_P C_occ
+    blksize = max(4, min(with_df.blockdim, int(0.3 * free_mb * 1e6 / per_aux)))
+    p0 = 0
+    for cderi in with_df.loop(blksize):
+        nb = cderi.shape[0]
+        lfull = lib.unpack_tril(cderi).reshape(nb * nao, nao)
+        lt = lib.dot(c_occ.T, lfull.T)  # (nocc, nb * nao): [i, (P, mu)] = (L_P C_occ)[mu, i]
+        m = lib.dot(lt.reshape(nocc * nb, nao), mo).reshape(nocc, nb, nmo)  # [i, P, p] = (P|p i)
+        pa[p0 : p0 + nb] = m[ncore:].transpose(1, 2, 0)
+        mcore = m[:ncore]
+        k_cp += np.einsum("cPp,cPp->cp", mcore, mcore)
+        cc[p0 : p0 + nb] = np.einsum("cPc->Pc", mcore[:, :, :ncore])
+        p0 += nb
+    aa = np.ascontiguousarray(pa[:, ncore:nocc, :]).reshape(naux, ncas * ncas)  # (P|uv)
+    coef = np.hstack([aa, cc])  # (naux, ncas^2 + ncore)
+    npair = nao * (nao + 1) // 2
+    g = np.zeros((npair, coef.shape[1]))  # packed AO matrices sum_P L_P coef[P, k]
+    p0 = 0
+    for cderi in with_df.loop(blksize):
+        nb = cderi.shape[0]
+        g += lib.dot(cderi.T, coef[p0 : p0 + nb])
+        p0 += nb
+    ppaa = np.empty((nmo, nmo, ncas * ncas))
+    for k in range(ncas * ncas):
+        x = lib.unpack_tril(g[:, k])
+        ppaa[:, :, k] = mo.T @ x @ mo
+    ppaa = ppaa.reshape(nmo, nmo, ncas, ncas)
+    j_pc = np.empty((nmo, ncore))
+    for c in range(ncore):
+        x = lib.unpack_tril(g[:, ncas * ncas + c])
+        j_pc[:, c] = np.einsum("mp,mp->p", mo, x @ mo)
+    g = None
+    papa = lib.dot(pa.reshape(naux, nmo * ncas).T, pa.reshape(naux, nmo * ncas)).reshape(nmo, ncas, nmo, ncas)
+    dm_core = c_occ[:, :ncore] @ c_occ[:, :ncore].T
+    vj, vk = mc.get_jk(mc.mol, dm_core)
+    vhf_c = mo.T @ (2.0 * vj - vk) @ mo
+    return DfCasscfIntegrals(ppaa, papa, j_pc, k_cp.T.copy(), vhf_c)
 
 
 def low_rank_get_jk(get_jk_dense):
@@ -456,6 +563,16 @@ def low_rank_get_jk(get_jk_dense):
     return get_jk
 
 
+def use_low_rank_df(mc):
+    """Give a PySCF DF-CASSCF object (before ``state_average_``) this module's faster, exact
+    pieces: the low-rank AH exchange, the low-rank ``get_jk`` and the in-memory integral
+    transformation. Returns ``mc``."""
+    mc.update_jk_in_ah = low_rank_jk_in_ah(mc)
+    mc.get_jk = low_rank_get_jk(mc.get_jk)
+    mc.ao2mo = lambda mo_coeff=None: df_casscf_integrals(mc, mc.mo_coeff if mo_coeff is None else mo_coeff)
+    return mc
+
+
 def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, frozen: int = 0) -> SaCasscfOutcome:
     """SA-CASSCF(9,7) over all 21 sextets from the start orbitals ``mo0`` (core | 7 active | virtual);
     the first ``frozen`` orbitals of ``mo0`` are not optimised."""
@@ -466,8 +583,7 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, fro
         raise ValueError(f"electron count mismatch: 2*{ncore} + 9 != {mol.nelectron}")
     if getattr(mf, "with_df", None) is not None:
         mc = mcscf.DFCASSCF(mf, NCAS, NELECAS, ncore=ncore)
-        mc.update_jk_in_ah = low_rank_jk_in_ah(mc)
-        mc.get_jk = low_rank_get_jk(mc.get_jk)
+        use_low_rank_df(mc)
     else:
         mc = mcscf.CASSCF(mf, NCAS, NELECAS, ncore=ncore)
     if frozen:
