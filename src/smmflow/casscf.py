@@ -398,17 +398,17 @@ def low_rank_jk_in_ah(mc):
         nmv = len(moving)
         d = mo[:, ncore:nocc] @ casdm1
         e = mo @ r[ncore:nocc].T  # dm4 = d e^T + e d^T
+        nfix = nmv + ncas  # fixed factors [a d]
         cached = fixed_factor_products(mo, casdm1, moving)
         keep = False
         if cached is None:
             cache.clear()
-            need_mb = (nmv + ncas) * with_df.get_naoaux() * nmo * 8 / 1e6
+            need_mb = nfix * with_df.get_naoaux() * nmo * 8 / 1e6
             keep = need_mb < 0.5 * (mc.max_memory - lib.current_memory()[0])
             fac = np.hstack([a, d, b, e])  # (nao, nf): fixed [a d] first, then the trial factors
         else:
             fac = np.hstack([b, e])
             cache["hits"] += 1
-        nfix = nmv + ncas
         nf = fac.shape[1]
         vj3 = np.zeros((nao, nao))
         vj4 = np.zeros((nao, nao))
@@ -454,13 +454,17 @@ def low_rank_jk_in_ah(mc):
     return update_jk_in_ah
 
 
+@dataclass
 class DfCasscfIntegrals:
     """The integrals one DF-CASSCF macro-iteration needs (the attributes of PySCF's
     ``mcscf.df._ERIS``), held in memory: ``ppaa[p,q,u,v] = (pq|uv)``, ``papa[p,u,q,v] = (pu|qv)``,
     ``j_pc = (pp|cc)``, ``k_pc = (pc|pc)``, ``vhf_c`` (core Fock potential, MO basis)."""
 
-    def __init__(self, ppaa: np.ndarray, papa: np.ndarray, j_pc: np.ndarray, k_pc: np.ndarray, vhf_c: np.ndarray):
-        self.ppaa, self.papa, self.j_pc, self.k_pc, self.vhf_c = ppaa, papa, j_pc, k_pc, vhf_c
+    ppaa: np.ndarray
+    papa: np.ndarray
+    j_pc: np.ndarray
+    k_pc: np.ndarray
+    vhf_c: np.ndarray
 
 
 def df_casscf_integrals(mc, mo: np.ndarray) -> DfCasscfIntegrals:
