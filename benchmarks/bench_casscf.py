@@ -3,7 +3,7 @@
 Complexes: [Dy(H2O)5(OH)2]+ and [Dy(H2O)5L2]+ with L = [O-]C1C(CC1)(C)CCC (9 heavy atoms), idealised
 pentagonal bipyramids (tests/casscf_geometries.py; Gasteiger charges stand in for xTB charges).
 Prints per tier: median wall time over --repeats runs (--repeats-expensive for embedded/full), the
-split start orbitals / SA-CASSCF / spin-orbit, SA-CASSCF macro-iterations, KD2, KD2 relative to the
+split start orbitals / SA-CASSCF / spin-orbit, orbital iterations (SA-CASSCF macro or configuration-average SCF), KD2, KD2 relative to the
 full tier, the smallest active-orbital Dy-f population and the largest Kramers splitting.
 Other complexes: --complexes hydroxide "SMILES" relaxed.xyz (extxyz from `smmflow build --relax`).
 
@@ -82,7 +82,8 @@ def bench_tiers(args) -> None:
             r = out[tier]
             t = r["timings_s"]
             print(f"{name} {tier}: {r['median_wall_s']:.1f} s (start {t.get('start_orbitals', 0):.1f}, SA-CASSCF "
-                  f"{t['sa_casscf']:.1f}, SO {t.get('spin_orbit', 0):.1f}), {r['macro_iterations']} macro, "
+                  f"{t['sa_casscf']:.1f}, SO {t.get('spin_orbit', 0):.1f}), {r['macro_iterations']} iterations "
+                  f"({r.get('orbital_optimiser', 'augmented_hessian')}), "
                   f"KD2 {r['kd_energies_cm1'][1]:.1f} cm-1, {r['status']} {r['reason']}", flush=True)
         full_kd2 = out["full"]["kd_energies_cm1"][1] if "full" in out else None
         for tier, r in out.items():
@@ -90,7 +91,7 @@ def bench_tiers(args) -> None:
             rel = f"{kd2 - full_kd2:+8.1f}" if full_kd2 is not None else "     n/a"
             rows.append((Path(name).name, tier, r["median_wall_s"], len(r["walls"]), r["macro_iterations"], r["n_ao"], kd2, rel,
                          r["status"], min(r["active_f_population"]), r["kramers_splitting_max_cm1"]))
-    print(f"\n{'complex':<26} {'tier':<12} {'median s':>9} {'n':>2} {'macro':>5} {'nao':>5} {'KD2/cm-1':>9} {'vs full':>8} "
+    print(f"\n{'complex':<26} {'tier':<12} {'median s':>9} {'n':>2} {'iter':>5} {'nao':>5} {'KD2/cm-1':>9} {'vs full':>8} "
           f"{'min f-pop':>9} {'Kramers':>8} status")
     for r in rows:
         print(f"{r[0]:<26} {r[1]:<12} {r[2]:9.1f} {r[3]:>2} {r[4]:>5} {r[5]:>5} {r[6]:9.1f} {r[7]:>8} {r[9]:9.3f} {r[10]:8.1e} {r[8]}")

@@ -80,6 +80,30 @@ def test_rotation_invariance(settings, low_symmetry):
     assert np.allclose(rotated["g_principal"], low_symmetry["g_principal"], atol=1e-3)
 
 
+def test_configuration_average_solver_equals_augmented_hessian_for_dy(settings):
+    """The configuration-average orbital solver (default of embedded/full) and PySCF's
+    augmented-Hessian SA-CASSCF give the same 21 sextets and KD energies for a low-symmetry Dy(III)
+    field (pointcharge model, exact integrals, both from the free-ion orbitals), converged tightly:
+    at the default gradient threshold (1e-4) KD energies of either solver carry ~0.02 cm-1 noise."""
+    from dataclasses import replace
+
+    settings = replace(settings, conv_tol=1e-11, conv_tol_grad=1e-6)
+    atoms = distort(hydroxide_complex(), 0.15, seed=3)
+    region = casscf.partition(atoms, "pointcharge")
+    ref = casscf.free_ion_reference(settings)
+    mol = casscf.build_molecule(region.symbols, region.coords, region.charge, 5, settings)
+    v_pc = casscf.point_charge_potential(mol, region.mm_coords, region.mm_charges)
+    mf = casscf._make_scf(mol, v_pc, settings, use_df=False, eri=ref.eri)
+    outs = [solve(mf, ref.mo_coeff, casscf.DY_CORE_ORBITALS, settings)
+            for solve in (casscf.run_sa_casscf, casscf.run_average_casscf)]
+    assert [o.solver for o in outs] == ["augmented_hessian", "average"]
+    assert all(o.converged for o in outs)
+    np.testing.assert_allclose(outs[1].e_states, outs[0].e_states, atol=1e-9)
+    kds = [np.array(casscf.spin_orbit_properties(mol, o, ref, settings)["kd_energies_cm1"]) for o in outs]
+    assert kds[0][-1] > 50.0
+    np.testing.assert_allclose(kds[1], kds[0], atol=1e-3)
+
+
 def test_strongly_axial_field_gives_ising_ground_doublet(settings):
     atoms = Atoms("DyOO", positions=[[0, 0, 0], [0, 0, 2.2], [0, 0, -2.2]])
     atoms.info["charge"] = 1
@@ -145,7 +169,7 @@ def test_embedded_tier_converges_with_4f_active_space(settings):
     s = casscf.CasscfSettings(tier="embedded", cache_dir=settings.cache_dir)
     res = casscf.run_complex(atoms, s)
     assert res["converged"] and res["status"] == "ok", res["reason"]
-    assert res["macro_iterations"] <= 6
+    assert res["orbital_optimiser"] == "average" and res["macro_iterations"] <= 40
     assert min(res["active_f_population"]) > 0.99
     assert res["kramers_splitting_max_cm1"] < 0.01
     assert res["g_principal"][0][2] > 19.5

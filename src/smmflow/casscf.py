@@ -66,6 +66,9 @@ WATER_ATOMS = slice(1, 16)
 LINK_H_DISTANCE_A = {"C": 1.09, "N": 1.01, "O": 0.96, "S": 1.34}
 
 
+ORBITAL_OPTIMISERS = ("average", "augmented_hessian")
+
+
 class CasscfFailure(RuntimeError):
     """A physically failed calculation (not a bug): reported as status=failed with the message."""
 
@@ -91,7 +94,12 @@ class CasscfSettings:
     #: build cheaper, but measured: only ~5% faster and KD2 -9 cm-1 (-1.7%) on the 9-heavy-atom
     #: alkoxide (embedded), so off by default.
     frozen_core: bool = False
-    aoc_prestep: bool = False  # embedded/full: fractional-occupation SCF first (worse start so far: see docs)
+    #: embedded/full (DF): "average" optimises the orbitals as a configuration-average SCF (the
+    #: SA over all 21 sextets is the determinant average; one J/K build per iteration) and falls back
+    #: to PySCF after ``max_cycle_average`` iterations; "augmented_hessian" is PySCF's mc1step.
+    #: Same SA-CASSCF either way. The Dy-only pointcharge tier always uses PySCF's.
+    orbital_optimiser: str = "average"
+    max_cycle_average: int = 80
     soc_scale: float = 1.0  # multiply the SOC operator (BP-AMFI overestimates zeta by ~5%)
     f_population_min: float = 0.80  # every active orbital must be at least this Dy-f
     kramers_tol_cm1: float = 0.01
@@ -101,6 +109,8 @@ class CasscfSettings:
     def __post_init__(self) -> None:
         if self.tier not in TIERS:
             raise ValueError(f"unknown tier {self.tier!r}; choose one of {', '.join(TIERS)}")
+        if self.orbital_optimiser not in ORBITAL_OPTIMISERS:
+            raise ValueError(f"unknown orbital_optimiser {self.orbital_optimiser!r}; choose one of {', '.join(ORBITAL_OPTIMISERS)}")
 
 
     def key(self) -> str:
@@ -339,6 +349,7 @@ class SaCasscfOutcome:
     ci: list[np.ndarray]
     mo_coeff: np.ndarray
     ncore: int
+    solver: str = "augmented_hessian"  # or "average", "average+augmented_hessian" (fallback)
 
 
 def _make_scf(mol, hcore_extra: np.ndarray | None, settings: CasscfSettings, use_df: bool, eri=None):
@@ -815,62 +826,53 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     return mo, DY_CORE_ORBITALS + nocc_env, info
 
 
-def average_configuration_prestep(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings) -> tuple[np.ndarray, dict]:
-    """Relax the start orbitals by a restricted SCF with the 4f^9 shell fractionally occupied (9/7
-    electrons in each of the 7 most Dy-f MOs, re-picked by f-population every iteration; 2 in the
-    ``ncore`` MOs of maximum overlap with the start's doubly occupied space). Its density is the spherical average of the 21 sextets, so the
-    orbitals land close to the SA-CASSCF ones and SA-CASSCF then needs few macro-iterations.
+def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, frozen: int = 0) -> SaCasscfOutcome:
+    """SA-CASSCF(9,7) over all 21 sextets, orbitals optimised as a configuration-average SCF
+    (:mod:`smmflow.configuration_average`: the 21 sextets are every Ms = 5/2 determinant of 4f^9, so
+    the state-averaged energy is the determinant average), then the 21 CASCI states on the
+    converged orbitals. Same stationary point as PySCF's augmented-Hessian SA-CASSCF (tested) for
+    one J/K build per iteration. If it does not converge in ``max_cycle_average`` iterations,
+    PySCF's SA-CASSCF continues from its orbitals."""
+    from pyscf import fci
 
-    ``mf`` carries the molecule, the hcore (with point charges) and DF; returns the reordered
-    orbitals (core | 4f | virtual) and diagnostics.
-    """
-    from pyscf import scf
+    from smmflow import configuration_average as cav
 
     mol = mf.mol
-    rhf = scf.hf.RHF(mol)
-    if getattr(mf, "with_df", None) is not None:
-        rhf = rhf.density_fit()
-        rhf.with_df = mf.with_df
+    if 2 * ncore + sum(NELECAS) != mol.nelectron:
+        raise ValueError(f"electron count mismatch: 2*{ncore} + 9 != {mol.nelectron}")
     h = mf.get_hcore()
-    rhf.get_hcore = lambda *a, **k: h
-    rhf.verbose = 0
-    rhf.conv_tol = 1e-8
-    rhf.max_cycle = 60
-    nf = DY_4F_ELECTRONS / NCAS
-    window = ncore + NCAS + 20
+    log.info("configuration-average SA-CASSCF(9,7): %d AOs, ncore %d", mol.nao, ncore)
+    res = cav.optimise_average_orbitals(
+        h, lambda dm: mf.get_jk(mol, dm), mo0, ncore, NCAS, NELECAS, mf.energy_nuc(),
+        conv_tol=settings.conv_tol, conv_tol_grad=settings.conv_tol_grad,
+        max_cycle=settings.max_cycle_average, frozen=frozen)
+    history = [dict(h_, macro=h_["iteration"], solver="average") for h_ in res.history]
+    if not res.converged:
+        log.warning("configuration-average SCF not converged (|g| %.2e): PySCF SA-CASSCF takes over", res.gradient_norm)
+        out = run_sa_casscf(mf, res.mo_coeff, ncore, settings, frozen=frozen)
+        out.history = history + out.history
+        out.solver = "average+augmented_hessian"
+        return out
+    mo = res.mo_coeff
+    c_act = mo[:, ncore : ncore + NCAS]
+    h1 = c_act.T @ res.terms.core_fock_ao @ c_act
+    if getattr(mf, "with_df", None) is not None:
+        h2 = mf.with_df.ao2mo(c_act, compact=False)
+    else:
+        from pyscf import ao2mo
 
-    s_ao = mol.intor_symmetric("int1e_ovlp")
-    core_ref = mo0[:, :ncore].T @ s_ao  # initial-maximum-overlap reference of the doubly occupied space
-
-    def get_occ(mo_energy=None, mo_coeff=None):
-        # 4f by Dy-f population; the doubly occupied MOs by maximum overlap with the start's core
-        # space (IMOM), not by aufbau: aufbau lets ligand electrons drop into Dy 5d/6s (Dy3+ pulls)
-        order = np.argsort(mo_energy)
-        low = order[: min(len(order), window)]
-        act, _ = select_4f_orbitals(mol, mo_coeff, low)
-        occ = np.zeros(len(mo_energy))
-        occ[act] = nf
-        weight = np.einsum("ki,ki->i", core_ref @ mo_coeff, core_ref @ mo_coeff)
-        weight[act] = -1.0
-        occ[np.argsort(-weight)[:ncore]] = 2.0
-        return occ
-
-    rhf.get_occ = get_occ
-    occ0 = np.zeros(mo0.shape[1])
-    occ0[:ncore] = 2.0
-    occ0[ncore : ncore + NCAS] = nf
-    dm0 = (mo0 * occ0) @ mo0.T
-    t0 = time.perf_counter()
-    rhf.kernel(dm0)
-    occ = rhf.mo_occ
-    act = np.where(np.isclose(occ, nf))[0]
-    core = np.where(np.isclose(occ, 2.0))[0]
-    virt = np.where(occ == 0.0)[0]
-    mo = np.hstack([rhf.mo_coeff[:, core], rhf.mo_coeff[:, act], rhf.mo_coeff[:, virt]])
-    info = {"aoc_scf_converged": bool(rhf.converged), "aoc_scf_s": time.perf_counter() - t0,
-            "aoc_scf_cycles": int(getattr(rhf, "cycles", -1))}
-    log.info("average-of-configuration SCF: %.1f s, converged %s", info["aoc_scf_s"], rhf.converged)
-    return mo, info
+        h2 = ao2mo.full(mf._eri if getattr(mf, "_eri", None) is not None else mol, c_act, compact=False)
+    h2 = h2.reshape([NCAS] * 4)
+    solver = fci.direct_spin1.FCI(mol)
+    solver.max_memory = settings.max_memory_mb
+    e_states, ci = solver.kernel(h1, h2, NCAS, NELECAS, nroots=N_SEXTETS, ecore=res.terms.core_energy)
+    e_states = np.asarray(e_states)
+    if len(ci) != N_SEXTETS:
+        raise CasscfFailure(f"CASCI returned {len(ci)} roots, expected {N_SEXTETS}")
+    e_avg = float(np.mean(e_states))
+    if abs(e_avg - res.energy) > 1e-6:
+        raise CasscfFailure(f"CASCI average {e_avg:.8f} differs from the configuration average {res.energy:.8f}")
+    return SaCasscfOutcome(None, True, res.iterations, history, e_states, list(ci), mo, ncore, solver="average")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -897,18 +899,17 @@ def run_complex(atoms, settings: CasscfSettings | None = None) -> dict[str, Any]
     use_df = settings.density_fit and not single_atom
     mf = _make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
     mo0, ncore, start_info = ion_plus_fragments_start(mol, ref, region, settings)
-    if not single_atom and settings.aoc_prestep:
-        mo0, aoc_info = average_configuration_prestep(mf, mo0, ncore, settings)
-        start_info.update(aoc_info)
     t1 = time.perf_counter()
-    out = run_sa_casscf(mf, mo0, ncore, settings, frozen=start_info.get("n_frozen", 0))
+    solve = run_average_casscf if use_df and settings.orbital_optimiser == "average" else run_sa_casscf
+    out = solve(mf, mo0, ncore, settings, frozen=start_info.get("n_frozen", 0))
     t_casscf = time.perf_counter() - t1
     res = spin_orbit_properties(mol, out, ref, settings, atoms)
     t_so = time.perf_counter() - t1 - t_casscf
     res.update(
         tier=settings.tier,
         converged=out.converged,
-        macro_iterations=out.macro_iterations,
+        macro_iterations=out.macro_iterations,  # configuration-average SCF iterations for "average"
+        orbital_optimiser=out.solver,
         casscf_history=out.history,
         n_ao=int(mol.nao),
         n_quantum_atoms=int(mol.natm),

@@ -36,7 +36,8 @@ def read_complex(path: str, charge: int | None):
 
 
 def format_kd_table(res: dict) -> str:
-    lines = [f"tier {res['tier']}  converged {res['converged']}  macro-iterations {res.get('macro_iterations')}"
+    lines = [f"tier {res['tier']}  converged {res['converged']}  iterations {res.get('macro_iterations')}"
+             f" ({res.get('orbital_optimiser', 'augmented_hessian')})"
              f"  zeta_4f {res['zeta_4f_cm1']:.1f} cm-1  wall {res['wall_s']:.1f} s",
              f"{'KD':>3} {'E/cm-1':>10} {'gx':>8} {'gy':>8} {'gz':>8}"]
     for i, (e, g) in enumerate(zip(res["kd_energies_cm1"], res["g_principal"]), start=1):
