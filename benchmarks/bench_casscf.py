@@ -101,18 +101,20 @@ def bench_tiers(args) -> None:
 
 def bench_ligands(args) -> None:
     cache = args.cache_dir or tempfile.mkdtemp(prefix="casscf_bench_")
-    print(f"{'ligand':<18} {'SMILES':<22} {'tier':<12} {'KD2/cm-1':>9} {'KD8/cm-1':>9} {'gz(KD1)':>8} {'published KD2':>13} {'s':>6}")
+    overrides = json.loads(args.settings) if args.settings else {}
+    print(f"{'ligand':<18} {'SMILES':<22} {'tier':<12} {'KD2/cm-1':>9} {'KD8/cm-1':>9} {'gz(KD1)':>8} {'published KD2':>13} {'s':>6} {'iter':>4} {'nao':>4}")
     for label, (smi, pub) in LIGANDS.items():
         atoms = build("hydroxide" if smi == "[OH-]" else smi)
         for tier in args.tiers:
             try:
-                r = casscf.run_complex(atoms, casscf.CasscfSettings(tier=tier, cache_dir=cache))
+                r = casscf.run_complex(atoms, casscf.CasscfSettings(tier=tier, cache_dir=cache, **overrides))
             except Exception as exc:  # noqa: BLE001
                 print(f"{label:<18} {smi:<22} {tier:<12} FAILED {exc}")
                 continue
             kd = r["kd_energies_cm1"]
             pubs = f"{pub:13.1f}" if pub is not None else f"{'-':>13}"
-            print(f"{label:<18} {smi:<22} {tier:<12} {kd[1]:9.1f} {kd[7]:9.1f} {r['g_principal'][0][2]:8.2f} {pubs} {r['wall_s']:6.1f}  {r['status']}")
+            print(f"{label:<18} {smi:<22} {tier:<12} {kd[1]:9.1f} {kd[7]:9.1f} {r['g_principal'][0][2]:8.2f} {pubs} {r['wall_s']:6.1f} {r['macro_iterations']:>4} {r['n_ao']:>4}  "
+                  f"{r['status']} {r['orbital_optimiser']}", flush=True)
 
 
 def main() -> None:

@@ -99,6 +99,11 @@ def test_configuration_average_solver_equals_augmented_hessian_for_dy(settings):
     assert [o.solver for o in outs] == ["augmented_hessian", "average"]
     assert all(o.converged for o in outs)
     np.testing.assert_allclose(outs[1].e_states, outs[0].e_states, atol=1e-9)
+    # not converged within max_cycle_average: PySCF's SA-CASSCF takes over and finishes the job
+    handed = casscf.run_average_casscf(mf, ref.mo_coeff, casscf.DY_CORE_ORBITALS, replace(settings, max_cycle_average=2))
+    assert handed.solver == "average+augmented_hessian" and handed.converged
+    assert [h["solver"] for h in handed.history[:2]] == ["average", "average"]
+    np.testing.assert_allclose(handed.e_states, outs[0].e_states, atol=1e-9)
     kds = [np.array(casscf.spin_orbit_properties(mol, o, ref, settings)["kd_energies_cm1"]) for o in outs]
     assert kds[0][-1] > 50.0
     np.testing.assert_allclose(kds[1], kds[0], atol=1e-3)
