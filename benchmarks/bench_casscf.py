@@ -6,6 +6,10 @@ Prints per tier: median wall time over --repeats runs (--repeats-expensive for e
 split start orbitals / SA-CASSCF / spin-orbit, orbital iterations (SA-CASSCF macro or configuration-average SCF), KD2, KD2 relative to the
 full tier, the smallest active-orbital Dy-f population and the largest Kramers splitting.
 Other complexes: --complexes hydroxide "SMILES" relaxed.xyz (extxyz from `smmflow build --relax`).
+Every calculation runs in a fresh Python process, as each `casscf` job of the workflow does: in one
+long-lived process, runs after a large one were 2-3x slower (nitrile embedded 138 s vs 65 s fresh,
+alcohol full 969 s vs 308 s;
+likely cause: the leftover RSS counts against PySCF's `max_memory`, which sizes its blocks).
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/bench_casscf.py --tiers pointcharge embedded full
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/bench_casscf.py --ligands   # KD2 per ligand class
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,10 +56,33 @@ def build(name: str):
     return rdkit_ligand_complex(name)
 
 
-def run(atoms, tier: str, cache: str, repeats: int, overrides: dict | None = None) -> dict:
+def run_once(name: str, tier: str, cache: str, overrides: dict | None = None) -> dict:
+    """One ``run_complex`` in a fresh Python process (see the module docstring); its result dict."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, __file__, "--one", name, tier, str(out), "--cache-dir", cache,
+               "--settings", json.dumps(overrides or {})]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
+        return json.loads(out.read_text())
+
+
+def one(args) -> None:
+    """Child process of :func:`run_once`."""
+    import resource
+
+    name, tier, out = args.one
+    overrides = json.loads(args.settings) if args.settings else {}
+    res = casscf.run_complex(build(name), casscf.CasscfSettings(tier=tier, cache_dir=args.cache_dir, **overrides))
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(out).write_text(json.dumps(res))
+
+
+def run(name: str, tier: str, cache: str, repeats: int, overrides: dict | None = None) -> dict:
     walls, res = [], None
     for _ in range(repeats):
-        res = casscf.run_complex(atoms, casscf.CasscfSettings(tier=tier, cache_dir=cache, **(overrides or {})))
+        res = run_once(name, tier, cache, overrides)
         walls.append(res["wall_s"])
     res["median_wall_s"] = statistics.median(walls)
     res["walls"] = walls
@@ -70,12 +98,11 @@ def bench_tiers(args) -> None:
     overrides = json.loads(args.settings) if args.settings else {}
     rows = []
     for name in args.complexes:
-        atoms = build(name)
         out = {}
         for tier in args.tiers:
             reps = args.repeats if tier == "pointcharge" else args.repeats_expensive
             try:
-                out[tier] = run(atoms, tier, cache, reps, overrides)
+                out[tier] = run(name, tier, cache, reps, overrides)
             except Exception as exc:  # noqa: BLE001 - report and go on
                 print(f"{name} {tier}: FAILED {type(exc).__name__}: {exc}", flush=True)
                 continue
@@ -84,7 +111,8 @@ def bench_tiers(args) -> None:
             print(f"{name} {tier}: {r['median_wall_s']:.1f} s (start {t.get('start_orbitals', 0):.1f}, SA-CASSCF "
                   f"{t['sa_casscf']:.1f}, SO {t.get('spin_orbit', 0):.1f}), {r['macro_iterations']} iterations "
                   f"({r.get('orbital_optimiser', 'augmented_hessian')}), "
-                  f"KD2 {r['kd_energies_cm1'][1]:.1f} cm-1, {r['status']} {r['reason']}", flush=True)
+                  f"KD2 {r['kd_energies_cm1'][1]:.1f} cm-1, peak RSS {r['peak_rss_mb']:.0f} MB, "
+                  f"runs {' '.join(f'{w:.1f}' for w in r['walls'])} s, {r['status']} {r['reason']}", flush=True)
         full_kd2 = out["full"]["kd_energies_cm1"][1] if "full" in out else None
         for tier, r in out.items():
             kd2 = r["kd_energies_cm1"][1]
@@ -103,11 +131,11 @@ def bench_ligands(args) -> None:
     cache = args.cache_dir or tempfile.mkdtemp(prefix="casscf_bench_")
     overrides = json.loads(args.settings) if args.settings else {}
     print(f"{'ligand':<18} {'SMILES':<22} {'tier':<12} {'KD2/cm-1':>9} {'KD8/cm-1':>9} {'gz(KD1)':>8} {'published KD2':>13} {'s':>6} {'iter':>4} {'nao':>4}")
+    casscf.free_ion_reference(casscf.CasscfSettings(cache_dir=cache))
     for label, (smi, pub) in LIGANDS.items():
-        atoms = build("hydroxide" if smi == "[OH-]" else smi)
         for tier in args.tiers:
             try:
-                r = casscf.run_complex(atoms, casscf.CasscfSettings(tier=tier, cache_dir=cache, **overrides))
+                r = run_once("hydroxide" if smi == "[OH-]" else smi, tier, cache, overrides)
             except Exception as exc:  # noqa: BLE001
                 print(f"{label:<18} {smi:<22} {tier:<12} FAILED {exc}")
                 continue
@@ -128,7 +156,11 @@ def main() -> None:
     p.add_argument("--ligands", action="store_true", help="KD2 of one ligand per class instead of timings")
     p.add_argument("--json", default=None)
     p.add_argument("--cache-dir", default=None, help="reuse a free-ion reference cache")
+    p.add_argument("--one", nargs=3, metavar=("COMPLEX", "TIER", "OUT_JSON"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.one:
+        one(args)
+        return
     (bench_ligands if args.ligands else bench_tiers)(args)
 
 
