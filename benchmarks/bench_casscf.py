@@ -8,8 +8,8 @@ full tier, the smallest active-orbital Dy-f population and the largest Kramers s
 Other complexes: --complexes hydroxide "SMILES" relaxed.xyz (extxyz from `smmflow build --relax`).
 Every calculation runs in a fresh Python process, as each `casscf` job of the workflow does: in one
 long-lived process, runs after a large one were 2-3x slower (nitrile embedded 138 s vs 65 s fresh,
-alcohol full 969 s vs 308 s;
-likely cause: the leftover RSS counts against PySCF's `max_memory`, which sizes its blocks).
+alcohol full 969 s vs 308 s; likely cause: the leftover RSS counts against PySCF's `max_memory`,
+which sizes its blocks).
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/bench_casscf.py --tiers pointcharge embedded full
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/bench_casscf.py --ligands   # KD2 per ligand class
@@ -73,8 +73,7 @@ def one(args) -> None:
     import resource
 
     name, tier, out = args.one
-    overrides = json.loads(args.settings) if args.settings else {}
-    res = casscf.run_complex(build(name), casscf.CasscfSettings(tier=tier, cache_dir=args.cache_dir, **overrides))
+    res = casscf.run_complex(build(name), casscf.CasscfSettings(tier=tier, cache_dir=args.cache_dir, **args.overrides))
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(out).write_text(json.dumps(res))
 
@@ -95,14 +94,13 @@ def bench_tiers(args) -> None:
     casscf.free_ion_reference(casscf.CasscfSettings(cache_dir=cache))
     cold_ref = time.perf_counter() - t0
     print(f"free-ion reference (ROHF + SA-CASSCF + AMFI on bare Dy3+, or read from {cache}): {cold_ref:.1f} s", flush=True)
-    overrides = json.loads(args.settings) if args.settings else {}
     rows = []
     for name in args.complexes:
         out = {}
         for tier in args.tiers:
             reps = args.repeats if tier == "pointcharge" else args.repeats_expensive
             try:
-                out[tier] = run(name, tier, cache, reps, overrides)
+                out[tier] = run(name, tier, cache, reps, args.overrides)
             except Exception as exc:  # noqa: BLE001 - report and go on
                 print(f"{name} {tier}: FAILED {type(exc).__name__}: {exc}", flush=True)
                 continue
@@ -129,13 +127,12 @@ def bench_tiers(args) -> None:
 
 def bench_ligands(args) -> None:
     cache = args.cache_dir or tempfile.mkdtemp(prefix="casscf_bench_")
-    overrides = json.loads(args.settings) if args.settings else {}
     print(f"{'ligand':<18} {'SMILES':<22} {'tier':<12} {'KD2/cm-1':>9} {'KD8/cm-1':>9} {'gz(KD1)':>8} {'published KD2':>13} {'s':>6} {'iter':>4} {'nao':>4}")
     casscf.free_ion_reference(casscf.CasscfSettings(cache_dir=cache))
     for label, (smi, pub) in LIGANDS.items():
         for tier in args.tiers:
             try:
-                r = run_once("hydroxide" if smi == "[OH-]" else smi, tier, cache, overrides)
+                r = run_once("hydroxide" if smi == "[OH-]" else smi, tier, cache, args.overrides)
             except Exception as exc:  # noqa: BLE001
                 print(f"{label:<18} {smi:<22} {tier:<12} FAILED {exc}")
                 continue
@@ -158,6 +155,7 @@ def main() -> None:
     p.add_argument("--cache-dir", default=None, help="reuse a free-ion reference cache")
     p.add_argument("--one", nargs=3, metavar=("COMPLEX", "TIER", "OUT_JSON"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    args.overrides = json.loads(args.settings) if args.settings else {}
     if args.one:
         one(args)
         return
