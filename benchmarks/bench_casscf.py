@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from casscf_geometries import hydroxide_complex, rdkit_ligand_complex  # noqa: E402
 
-from smmflow import casscf  # noqa: E402
+from smmflow.abinitio import casscf, free_ion, settings
 
 NINE_HEAVY = "[O-]C1C(CC1)(C)CCC"
 #: one ligand per class (donor first); published KD2 (cm-1) from the GAUSS excerpt where present
@@ -50,7 +50,7 @@ def build(name: str):
     if name == "hydroxide":
         return hydroxide_complex()
     if name.endswith(".xyz") and Path(name).exists():
-        from smmflow.complexes import from_extxyz
+        from smmflow.geometry.contract import from_extxyz
 
         return from_extxyz(Path(name).read_text())
     return rdkit_ligand_complex(name)
@@ -73,7 +73,7 @@ def one(args) -> None:
     import resource
 
     name, tier, out = args.one
-    res = casscf.run_complex(build(name), casscf.CasscfSettings(tier=tier, cache_dir=args.cache_dir, **args.overrides))
+    res = casscf.run_complex(build(name), settings.CasscfSettings(tier=tier, cache_dir=args.cache_dir, **args.overrides))
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(out).write_text(json.dumps(res))
 
@@ -91,7 +91,7 @@ def run(name: str, tier: str, cache: str, repeats: int, overrides: dict | None =
 def bench_tiers(args) -> None:
     cache = args.cache_dir or tempfile.mkdtemp(prefix="casscf_bench_")
     t0 = time.perf_counter()
-    casscf.free_ion_reference(casscf.CasscfSettings(cache_dir=cache))
+    free_ion.free_ion_reference(settings.CasscfSettings(cache_dir=cache))
     cold_ref = time.perf_counter() - t0
     print(f"free-ion reference (ROHF + SA-CASSCF + AMFI on bare Dy3+, or read from {cache}): {cold_ref:.1f} s", flush=True)
     rows = []
@@ -128,7 +128,7 @@ def bench_tiers(args) -> None:
 def bench_ligands(args) -> None:
     cache = args.cache_dir or tempfile.mkdtemp(prefix="casscf_bench_")
     print(f"{'ligand':<18} {'SMILES':<22} {'tier':<12} {'KD2/cm-1':>9} {'KD8/cm-1':>9} {'gz(KD1)':>8} {'published KD2':>13} {'s':>6} {'iter':>4} {'nao':>4}")
-    casscf.free_ion_reference(casscf.CasscfSettings(cache_dir=cache))
+    free_ion.free_ion_reference(settings.CasscfSettings(cache_dir=cache))
     for label, (smi, pub) in LIGANDS.items():
         for tier in args.tiers:
             try:
@@ -144,7 +144,7 @@ def bench_ligands(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tiers", nargs="+", default=["pointcharge", "embedded", "full"], choices=casscf.TIERS)
+    p.add_argument("--tiers", nargs="+", default=["pointcharge", "embedded", "full"], choices=settings.TIERS)
     p.add_argument("--complexes", nargs="+", default=["hydroxide", NINE_HEAVY],
                    help="'hydroxide', donor-first SMILES (idealised) or extxyz files (xTB-relaxed)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of the pointcharge tier (median)")

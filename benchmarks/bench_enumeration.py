@@ -24,17 +24,10 @@ from pathlib import Path
 
 from rdkit import Chem, RDLogger
 
-from smmflow.ligands import (
-    LigandFilters,
-    ParentRejected,
-    SourceRecord,
-    canonical_donor_smiles,
-    enumerate_ligands,
-    ligands_from_parent,
-    prepare_parent,
-    read_smiles_file,
-)
-from smmflow.molecule_generator import GeneratorSettings, generate_smiles, generated_records
+from smmflow.chem.donors import canonical_donor_smiles
+from smmflow.chem.enumerate import LigandFilters, ParentRejected, enumerate_ligands, ligands_from_parent, prepare_parent
+from smmflow.chem.grower import GeneratorSettings, generate_smiles
+from smmflow.chem.sources import SourceRecord, read_smiles_file
 from smmflow.tables import LIGAND_CLASS_CODE
 
 ROOT = Path(__file__).resolve().parents[1]

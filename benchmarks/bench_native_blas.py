@@ -4,8 +4,8 @@ Each setting runs in a fresh process (the kernel is fixed when the library loads
 prints the median wall time of each step and the ratio default / forced measured in the same run:
   * dgemm 2000x2000x2000 through pyscf.lib.dot,
   * the DF integral transformation of one SA-CASSCF macro-iteration: PySCF's (mc.ao2mo, df_ao2mo)
-    and smmflow.casscf.df_casscf_integrals (df_ao2mo_smmflow),
-  * one augmented-Hessian JK build (smmflow.casscf.low_rank_jk_in_ah): the first of a
+    and smmflow.abinitio.lowrank_df.df_casscf_integrals (df_ao2mo_smmflow),
+  * one augmented-Hessian JK build (smmflow.abinitio.lowrank_df.low_rank_jk_in_ah): the first of a
     macro-iteration (ah_jk) and the median of three later ones (ah_jk_reuse, fixed-factor
     products kept from the first),
 on [Dy(H2O)5(OH)2]+, full tier (243 AOs).
@@ -34,10 +34,11 @@ def child(forced: bool) -> dict[str, float]:
     if forced:
         native_blas.select_pyscf_blas_kernel()
     import numpy as np
+    from casscf_geometries import hydroxide_complex
     from pyscf import lib, mcscf
 
-    from casscf_geometries import hydroxide_complex
-    from smmflow import casscf
+    from smmflow.abinitio import free_ion, lowrank_df, molecule, regions, start_orbitals
+    from smmflow.abinitio import settings as abinitio_settings
 
     out: dict[str, float] = {}
     rng = np.random.default_rng(0)
@@ -46,25 +47,25 @@ def child(forced: bool) -> dict[str, float]:
     lib.dot(m, m)
     out["dgemm_2000"] = time.perf_counter() - t
 
-    settings = casscf.CasscfSettings(tier="full")
-    region = casscf.partition(hydroxide_complex(), "full")
-    mol = casscf.build_molecule(region.symbols, region.coords, region.charge, 5, settings)
-    mf = casscf._make_scf(mol, None, settings, use_df=True)
-    ref = casscf.free_ion_reference(casscf.CasscfSettings(tier="full", cache_dir=str(ROOT / "results/casscf/cache")))
-    mo, ncore, _ = casscf.ion_plus_fragments_start(mol, ref, region, settings)
-    mc = mcscf.DFCASSCF(mf, casscf.NCAS, casscf.NELECAS, ncore=ncore)
+    settings = abinitio_settings.CasscfSettings(tier="full")
+    region = regions.partition(hydroxide_complex(), "full")
+    mol = molecule.build_molecule(region.symbols, region.coords, region.charge, 5, settings)
+    mf = molecule._make_scf(mol, None, settings, use_df=True)
+    ref = free_ion.free_ion_reference(abinitio_settings.CasscfSettings(tier="full", cache_dir=str(ROOT / "results/casscf/cache")))
+    mo, ncore, _ = start_orbitals.ion_plus_fragments_start(mol, ref, region, settings)
+    mc = mcscf.DFCASSCF(mf, abinitio_settings.NCAS, abinitio_settings.NELECAS, ncore=ncore)
     mf.with_df.build()
     t = time.perf_counter()
     eris = mc.ao2mo(mo)
     out["df_ao2mo"] = time.perf_counter() - t
     t = time.perf_counter()
-    casscf.df_casscf_integrals(mc, mo)  # the in-memory replacement of PySCF's transformation
+    lowrank_df.df_casscf_integrals(mc, mo)  # the in-memory replacement of PySCF's transformation
     out["df_ao2mo_smmflow"] = time.perf_counter() - t
     nmo = mo.shape[1]
     r = rng.standard_normal((nmo, nmo)) * 1e-3
     r = r - r.T
-    casdm1 = np.eye(casscf.NCAS) * 2.0 / casscf.NCAS
-    jk = casscf.low_rank_jk_in_ah(mc)
+    casdm1 = np.eye(abinitio_settings.NCAS) * 2.0 / abinitio_settings.NCAS
+    jk = lowrank_df.low_rank_jk_in_ah(mc)
     t = time.perf_counter()
     jk(mo, r, casdm1, eris)
     out["ah_jk"] = time.perf_counter() - t

@@ -78,7 +78,7 @@ def naive_ase_baseline(atoms, fmax=0.05, steps=400):
 
 
 def _proxy_worker(smiles_cls):
-    from smmflow.proxies import proxy_row
+    from smmflow.xtb.proxies import proxy_row
 
     smi, cls = smiles_cls
     t = time.process_time()
@@ -96,9 +96,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes for the throughput run (0: skip)")
     args = ap.parse_args()
 
-    from smmflow.complexes import build_complex, ligand_conformers, structural_descriptors
-    from smmflow.proxies import free_ligand_descriptors
-    from smmflow.xtb import XtbError, relax_complex
+    from smmflow.chem.conformers import ligand_conformers
+    from smmflow.geometry.builder import build_complex
+    from smmflow.geometry.descriptors import structural_descriptors
+    from smmflow.xtb.engine import XtbError
+    from smmflow.xtb.proxies import free_ligand_descriptors
+    from smmflow.xtb.relax import relax_complex
 
     ligs = PUBLISHED[: args.n]
     modes = [(m.split(":")[0], m.split(":")[1] if ":" in m else "fixed") for m in args.modes.split(",")]

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 import yaml
 
-from smmflow.learning_curve import published_learning_data
-from smmflow.training import TrainConfig, fit_kd_ensemble, latent_means, train_vae
+from smmflow.ml.heads.ensemble import fit_kd_ensemble
+from smmflow.ml.published_benchmark import published_learning_data
+from smmflow.ml.vae.trainer import TrainConfig, train_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,8 +18,9 @@ import pandas as pd
 import torch
 import yaml
 
-from smmflow.learning_curve import published_learning_data, proxy_pretraining_curve
-from smmflow.training import TrainConfig
+from smmflow.ml.learning_curve import proxy_pretraining_curve
+from smmflow.ml.published_benchmark import published_learning_data
+from smmflow.ml.vae.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase import Atoms
-
 from casscf_geometries import distort, hydroxide_complex, rdkit_ligand_complex, rotate
-from smmflow import casscf
+
+from smmflow.abinitio import casscf, molecule, regions, solvers
+from smmflow.abinitio import free_ion as abinitio_free_ion
+from smmflow.abinitio import settings as abinitio_settings
 from smmflow.constants import DY_ZETA_4F_CM1
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory) -> casscf.CasscfSettings:
-    return casscf.CasscfSettings(tier="pointcharge", cache_dir=str(tmp_path_factory.mktemp("casscf_cache")))
+def settings(tmp_path_factory) -> abinitio_settings.CasscfSettings:
+    return abinitio_settings.CasscfSettings(tier="pointcharge", cache_dir=str(tmp_path_factory.mktemp("casscf_cache")))
 
 
 @pytest.fixture(scope="session")
@@ -89,18 +91,18 @@ def test_configuration_average_solver_equals_augmented_hessian_for_dy(settings):
 
     settings = replace(settings, conv_tol=1e-11, conv_tol_grad=1e-6)
     atoms = distort(hydroxide_complex(), 0.15, seed=3)
-    region = casscf.partition(atoms, "pointcharge")
-    ref = casscf.free_ion_reference(settings)
-    mol = casscf.build_molecule(region.symbols, region.coords, region.charge, 5, settings)
-    v_pc = casscf.point_charge_potential(mol, region.mm_coords, region.mm_charges)
-    mf = casscf._make_scf(mol, v_pc, settings, use_df=False, eri=ref.eri)
-    outs = [solve(mf, ref.mo_coeff, casscf.DY_CORE_ORBITALS, settings)
-            for solve in (casscf.run_sa_casscf, casscf.run_average_casscf)]
+    region = regions.partition(atoms, "pointcharge")
+    ref = abinitio_free_ion.free_ion_reference(settings)
+    mol = molecule.build_molecule(region.symbols, region.coords, region.charge, 5, settings)
+    v_pc = molecule.point_charge_potential(mol, region.mm_coords, region.mm_charges)
+    mf = molecule._make_scf(mol, v_pc, settings, use_df=False, eri=ref.eri)
+    outs = [solve(mf, ref.mo_coeff, abinitio_settings.DY_CORE_ORBITALS, settings)
+            for solve in (solvers.run_sa_casscf, solvers.run_average_casscf)]
     assert [o.solver for o in outs] == ["augmented_hessian", "average"]
     assert all(o.converged for o in outs)
     np.testing.assert_allclose(outs[1].e_states, outs[0].e_states, atol=1e-9)
     # not converged within max_cycle_average: PySCF's SA-CASSCF takes over and finishes the job
-    handed = casscf.run_average_casscf(mf, ref.mo_coeff, casscf.DY_CORE_ORBITALS, replace(settings, max_cycle_average=2))
+    handed = solvers.run_average_casscf(mf, ref.mo_coeff, abinitio_settings.DY_CORE_ORBITALS, replace(settings, max_cycle_average=2))
     assert handed.solver == "average+augmented_hessian" and handed.converged
     assert [h["solver"] for h in handed.history[:2]] == ["average", "average"]
     np.testing.assert_allclose(handed.e_states, outs[0].e_states, atol=1e-9)
@@ -142,16 +144,16 @@ def stevens_first_order_kd(r_ang: float, rk: dict[int, float]) -> np.ndarray:
 def test_weak_axial_field_matches_stevens_first_order(settings, free_ion):
     """CASCI on the free-ion orbitals (no orbital relaxation) in a weak axial field (-1 charges at
     +-5 A) reproduces first-order crystal-field theory in 6H15/2 with <r^k> of the same 4f orbitals."""
-    from pyscf import dft
-
     from dataclasses import replace
 
-    ref = casscf.free_ion_reference(settings)
-    mol = casscf.build_molecule(["Dy"], np.zeros((1, 3)), 3, 5, settings)
+    from pyscf import dft
+
+    ref = abinitio_free_ion.free_ion_reference(settings)
+    mol = molecule.build_molecule(["Dy"], np.zeros((1, 3)), 3, 5, settings)
     grids = dft.gen_grid.Grids(mol)
     grids.level = 5
     grids.build()
-    phi = dft.numint.eval_ao(mol, grids.coords) @ ref.mo_coeff[:, casscf.DY_CORE_ORBITALS : casscf.DY_CORE_ORBITALS + 7]
+    phi = dft.numint.eval_ao(mol, grids.coords) @ ref.mo_coeff[:, abinitio_settings.DY_CORE_ORBITALS : abinitio_settings.DY_CORE_ORBITALS + 7]
     dens = (phi**2).mean(axis=1)
     r = np.linalg.norm(grids.coords, axis=1)
     rk = {k: float(np.sum(grids.weights * dens * r**k)) for k in (2, 4, 6)}
@@ -171,7 +173,7 @@ def test_embedded_tier_converges_with_4f_active_space(settings):
     AOs): SA-CASSCF converges, actives stay 4f, Kramers pairs hold, axial Ising ground doublet.
     About 10 min on one core."""
     atoms = rdkit_ligand_complex("[O-]C1C(CC1)(C)CCC")
-    s = casscf.CasscfSettings(tier="embedded", cache_dir=settings.cache_dir)
+    s = abinitio_settings.CasscfSettings(tier="embedded", cache_dir=settings.cache_dir)
     res = casscf.run_complex(atoms, s)
     assert res["converged"] and res["status"] == "ok", res["reason"]
     assert res["orbital_optimiser"] == "average" and res["macro_iterations"] <= 40

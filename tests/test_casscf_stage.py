@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smmflow import casscf
-from smmflow.casscf_stage import aggregate_labels, allocate, label_row, run_job, select_subset
+from smmflow.abinitio import casscf, settings
+from smmflow.stages.casscf import aggregate_labels, allocate, label_row, run_job, select_subset
 from smmflow.tables import LABEL_COLUMNS
 
 COLS = ["xtb_donor_charge", "angle_l_dy_l_deg"]
@@ -65,17 +65,17 @@ def test_selection_rejects_missing_columns():
 
 def test_bad_geometry_gives_failed_result_not_crash():
     row = {"ligand_id": "Lbad", "smiles": "O", "ligand_class": "O", "complex_charge": 3, "complex_xyz": ""}
-    res = run_job(row, casscf.CasscfSettings())
+    res = run_job(row, settings.CasscfSettings())
     assert res["status"] == "failed" and "complex_xyz" in res["reason"]
     row["complex_xyz"] = "1\n\nO 0 0 0\n"  # no Dy first
-    res = run_job(row, casscf.CasscfSettings())
+    res = run_job(row, settings.CasscfSettings())
     assert res["status"] == "failed" and "Dy" in res["reason"]
 
 
 def test_failed_proxy_row_gives_its_reason():
     row = {"ligand_id": "Lx", "smiles": "O", "ligand_class": "O", "complex_charge": 3, "complex_xyz": "",
            "status": "failed", "reason": "ligand left Dy during relaxation"}
-    res = run_job(row, casscf.CasscfSettings())
+    res = run_job(row, settings.CasscfSettings())
     assert res["status"] == "failed" and "proxy stage failed: ligand left Dy" in res["reason"]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase import Atoms
-
 from casscf_geometries import hydroxide_complex, rdkit_ligand_complex
-from smmflow import casscf, magnetism, spin_orbit
+
+from smmflow.abinitio import casscf, lowrank_df, magnetism, regions, settings, spin_orbit
 from smmflow.constants import G_ELECTRON
 
 
@@ -50,17 +50,17 @@ def test_blocking_barrier_picks_first_leaky_doublet():
 
 def test_partition_tiers_hydroxide():
     atoms = hydroxide_complex()
-    pc = casscf.partition(atoms, "pointcharge")
+    pc = regions.partition(atoms, "pointcharge")
     assert pc.symbols == ["Dy"] and pc.charge == 3 and len(pc.mm_charges) == len(atoms) - 1
-    full = casscf.partition(atoms, "full")
+    full = regions.partition(atoms, "full")
     assert len(full.symbols) == len(atoms) and full.charge == 1 and len(full.mm_charges) == 0
-    emb = casscf.partition(atoms, "embedded")
+    emb = regions.partition(atoms, "embedded")
     assert len(emb.symbols) == len(atoms) and emb.n_link_atoms == 0  # OH- is all first sphere
 
 
 def test_partition_embedded_caps_cut_bonds():
     atoms = rdkit_ligand_complex("[O-]C1C(CC1)(C)CCC")
-    emb = casscf.partition(atoms, "embedded")
+    emb = regions.partition(atoms, "embedded")
     assert emb.n_link_atoms == 2 * 2  # the alkoxide C has two carbon neighbours besides O
     assert emb.charge == 1
     n_electrons = sum({"Dy": 66, "O": 8, "C": 6, "H": 1}[s] for s in emb.symbols) - emb.charge
@@ -72,25 +72,25 @@ def test_partition_embedded_caps_cut_bonds():
 def test_bad_inputs_raise_clear_errors():
     atoms = hydroxide_complex()
     with pytest.raises(ValueError, match="unknown tier"):
-        casscf.CasscfSettings(tier="cheap")
+        settings.CasscfSettings(tier="cheap")
     wrong = atoms[1:]
     wrong.info.update(atoms.info)
     with pytest.raises(ValueError, match="Dy"):
-        casscf.partition(wrong, "full")
+        regions.partition(wrong, "full")
     nocharge = Atoms("DyO", positions=[[0, 0, 0], [0, 0, 2.2]])
     nocharge.info["charge"] = 3
     with pytest.raises(ValueError, match="initial_charges"):
-        casscf.partition(nocharge, "pointcharge")
+        regions.partition(nocharge, "pointcharge")
     with pytest.raises(ValueError, match="charge"):
-        casscf.partition(Atoms("Dy"), "full")
+        regions.partition(Atoms("Dy"), "full")
     with pytest.raises(ValueError, match="unknown casscf settings"):
-        casscf.settings_from_mapping({"tier": "full", "bogus": 1})
+        settings.settings_from_mapping({"tier": "full", "bogus": 1})
 
 
 def test_validate_flags_unphysical_results():
     ok = {"converged": True, "kramers_splitting_max_cm1": 1e-6, "active_f_population": [0.99] * 7,
           "so_energies_cm1": [0.0] * 16 + [3000.0], "zeta_4f_cm1": 1900.0}
-    s = casscf.CasscfSettings()
+    s = settings.CasscfSettings()
     assert casscf.validate(ok, s) == ("ok", "")
     bad = dict(ok, converged=False, kramers_splitting_max_cm1=0.5, active_f_population=[0.3] + [0.99] * 6)
     status, reason = casscf.validate(bad, s)
@@ -100,7 +100,7 @@ def test_validate_flags_unphysical_results():
 def test_cli_exit_codes_and_failed_json(tmp_path):
     import json
 
-    from smmflow.casscf_cli import main
+    from smmflow.cli.casscf import main
 
     assert main([str(tmp_path / "missing.xyz"), "--charge", "1"]) == 2
     xyz = tmp_path / "noDy.xyz"
@@ -116,10 +116,10 @@ def test_embedded_never_cuts_multiple_bonds_and_pieces_are_closed_shell(smiles):
     if smiles == "Cn1ccnc1":
         smiles = "n1ccn(C)c1"  # donor (imine N) first
     atoms = rdkit_ligand_complex(smiles)
-    emb = casscf.partition(atoms, "embedded")  # raises on an odd-electron piece
+    emb = regions.partition(atoms, "embedded")  # raises on an odd-electron piece
     z = {"Dy": 66, "O": 8, "N": 7, "C": 6, "H": 1}
     assert (sum(z[s] for s in emb.symbols) - emb.charge - 9) % 2 == 0
-    nbrs = casscf.ligand_bond_graph(atoms)
+    nbrs = regions.ligand_bond_graph(atoms)
     quantum_positions = {tuple(np.round(p, 6)) for p in emb.coords}
     for i in range(16, len(atoms)):
         if tuple(np.round(atoms.positions[i], 6)) not in quantum_positions:
@@ -127,7 +127,7 @@ def test_embedded_never_cuts_multiple_bonds_and_pieces_are_closed_shell(smiles):
         for j in nbrs[i]:
             if tuple(np.round(atoms.positions[j], 6)) not in quantum_positions:  # a cut bond
                 d = atoms.get_distance(i, j)
-                assert casscf.is_single_bond(atoms[i].symbol, atoms[j].symbol, d), (smiles, i, j, d)
+                assert regions.is_single_bond(atoms[i].symbol, atoms[j].symbol, d), (smiles, i, j, d)
     if smiles in ("n1ccccc1", "[O-]c1ccccc1"):
         assert emb.n_link_atoms == 0  # the aromatic ring is kept whole
 
@@ -155,7 +155,7 @@ def test_low_rank_ah_jk_equals_pyscf(n_frozen):
     casdm1 = rng.normal(size=(4, 4))
     casdm1 = casdm1 + casdm1.T
     va0, vc0 = mc.update_jk_in_ah(mf.mo_coeff, x, casdm1, None)
-    va1, vc1 = casscf.low_rank_jk_in_ah(mc)(mf.mo_coeff, x, casdm1, None)
+    va1, vc1 = lowrank_df.low_rank_jk_in_ah(mc)(mf.mo_coeff, x, casdm1, None)
     assert np.abs(va0).max() > 0.1
     np.testing.assert_allclose(va1, va0, atol=1e-10)
     np.testing.assert_allclose(vc1, vc0, atol=1e-10)
@@ -164,7 +164,7 @@ def test_low_rank_ah_jk_equals_pyscf(n_frozen):
 def test_low_rank_get_jk_equals_pyscf():
     mol, mf, mc = _small_df_casscf()
     c = mf.mo_coeff
-    get_jk = casscf.low_rank_get_jk(mc.get_jk)
+    get_jk = lowrank_df.low_rank_get_jk(mc.get_jk)
     for dm in (c[:, :5] @ c[:, :5].T, c[:, :5] @ c[:, :5].T - 0.3 * c[:, 6:7] @ c[:, 6:7].T):
         vj0, vk0 = mc.get_jk(mol, dm)
         vj1, vk1 = get_jk(mol, dm)
@@ -186,7 +186,7 @@ def test_low_rank_ah_jk_reuses_fixed_factors_within_a_macro_iteration():
     nmo = mf.mo_coeff.shape[1]
     casdm1 = rng.normal(size=(4, 4))
     casdm1 = casdm1 + casdm1.T
-    ah = casscf.low_rank_jk_in_ah(mc)
+    ah = lowrank_df.low_rank_jk_in_ah(mc)
     mo = mf.mo_coeff
     u = np.linalg.qr(rng.normal(size=(nmo, nmo)))[0]
     hits = []
@@ -210,7 +210,7 @@ def test_df_casscf_integrals_equal_pyscf():
     nmo = mf.mo_coeff.shape[1]
     mo = mf.mo_coeff @ np.linalg.qr(rng.normal(size=(nmo, nmo)))[0]  # not the SCF orbitals
     ref = mcdf._ERIS(mc, mo, mc.with_df)
-    got = casscf.df_casscf_integrals(mc, mo)
+    got = lowrank_df.df_casscf_integrals(mc, mo)
     for name in ("ppaa", "papa", "j_pc", "k_pc", "vhf_c"):
         a, b = np.asarray(getattr(ref, name)), getattr(got, name)
         assert b.shape == a.shape, name
@@ -228,7 +228,7 @@ def test_state_averaged_df_casscf_with_the_faster_pieces_matches_pyscf():
     for patched in (False, True):
         mc = mcscf.DFCASSCF(mf, 4, (3, 1))
         if patched:
-            casscf.use_low_rank_df(mc)
+            lowrank_df.use_low_rank_df(mc)
         mc = mc.state_average_([0.5, 0.5])
         mc.conv_tol = 1e-10
         mc.kernel()

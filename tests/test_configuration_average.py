@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from smmflow import configuration_average as cav
+from smmflow.abinitio import configuration_average as cav
 
 #: water dimer triplet, 6-31G, density fitted: 20 electrons, 26 MOs
 GEOMETRY = "O 0 0 0; H 0 0.76 0.58; H 0 -0.76 0.58; O 2.8 0 0; H 3.3 0.7 0.3; H 3.3 -0.7 0.3"

@@ -9,12 +9,14 @@ import pytest
 import yaml
 
 from smmflow import tables
-from smmflow.generation import donor_first_ligand, generate_from_model, ligand_id
+from smmflow.chem.donors import donor_first_ligand, ligand_id
 from smmflow.io import read_table, write_table
-from smmflow.learning_curve import (LEARNING_CURVE_COLUMNS, held_out_split, learning_curve_from_tables,
-                                    mean_absolute_error, published_learning_data, r2_score,
-                                    read_published_labels)
-from smmflow.training import load_trained_model, read_extra_smiles, train_vae_from_tables
+from smmflow.ml.data import read_extra_smiles
+from smmflow.ml.learning_curve import LEARNING_CURVE_COLUMNS, held_out_split
+from smmflow.ml.metrics import mean_absolute_error, r2_score
+from smmflow.ml.published_benchmark import read_published_labels
+from smmflow.ml.vae.trainer import load_trained_model
+from smmflow.stages.learning import generate_from_model, learning_curve_from_tables, train_vae_from_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 PUB = ROOT / "resources" / "published"

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from rdkit import Chem
-
-from smmflow.generation import (CANDIDATE_COLUMNS, GenerationConfig, donor_first_ligand, generate,
-                                ligand_id, predict_kd, slerp)
-from smmflow.generation_metrics import generation_metrics, internal_diversity
-from smmflow.training import TrainConfig, fit_kd_ensemble, latent_means, side_features, train_vae
-
 from test_learning_training import SMILES, TINY
+
+from smmflow.chem.donors import donor_first_ligand, ligand_id
+from smmflow.ml.data import side_features
+from smmflow.ml.generate import CANDIDATE_COLUMNS, GenerationConfig, generate, predict_kd, slerp
+from smmflow.ml.generation_metrics import generation_metrics, internal_diversity
+from smmflow.ml.heads.ensemble import fit_kd_ensemble
+from smmflow.ml.vae.trainer import TrainConfig, latent_means, train_vae
 
 
 @pytest.mark.parametrize("smi,cls", [("[O-]c1ccccc1", "O-"), ("OCC", "O"), ("N1CCCC1", "N"),

@@ -1,4 +1,4 @@
-"""The graph KD head (smmflow.ligand_gnn): featurisation, invariances, fitting, and its learning-curve lines."""
+"""The graph KD head (smmflow.ml.heads.gnn): featurisation, invariances, fitting, and its learning-curve lines."""
 
 from pathlib import Path
 
@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from smmflow.learning_curve import LEARNING_CURVE_COLUMNS, r2_score, read_published_labels
-from smmflow.ligand_gnn import (N_ATOM_FEATURES, N_BOND_FEATURES, KDGraphNet, collate, fit_gnn_ensemble,
-                                ligand_graph)
-from smmflow.training import side_features
+from smmflow.ml.data import side_features
+from smmflow.ml.heads.gnn import N_ATOM_FEATURES, N_BOND_FEATURES, KDGraphNet, collate, fit_gnn_ensemble, ligand_graph
+from smmflow.ml.learning_curve import LEARNING_CURVE_COLUMNS
+from smmflow.ml.metrics import r2_score
+from smmflow.ml.published_benchmark import read_published_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 PUB = ROOT / "resources" / "published" / "kramers_labelled_excerpt.txt"
@@ -77,8 +78,9 @@ def test_tiny_gnn_overfits_twenty_published_ligands_and_is_deterministic():
 
 
 def test_gnn_lines_in_the_learning_curve(tmp_path):
-    from smmflow.learning_curve import proxy_pretraining_curve
-    from smmflow.training import LearningData, TrainConfig
+    from smmflow.ml.data import LearningData
+    from smmflow.ml.learning_curve import proxy_pretraining_curve
+    from smmflow.ml.vae.trainer import TrainConfig
 
     lab, side = published_rows(40)
     data = LearningData(smiles=lab["smiles"].tolist(), ligand_class=lab["ligand_class"].tolist(),
@@ -106,8 +108,8 @@ def test_published_benchmark_gnn_only_with_detached_rows_dropped(tmp_path):
     import json
 
     from smmflow.io import read_table
-    from smmflow.learning_curve import run_published_benchmark
-    from smmflow.training import TrainConfig
+    from smmflow.ml.published_benchmark import run_published_benchmark
+    from smmflow.ml.vae.trainer import TrainConfig
 
     lab = read_published_labels(PUB)
     n_far = int(((lab["dist_dy_donor1_a"] > 3) | (lab["dist_dy_donor2_a"] > 3)).sum())

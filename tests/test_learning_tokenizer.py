@@ -2,7 +2,7 @@
 
 import pytest
 
-from smmflow.tokenizer import SmilesVocabulary, encoded_length, tokenize_smiles
+from smmflow.ml.tokenizer import SmilesVocabulary, encoded_length, tokenize_smiles
 
 AWKWARD = [
     "[O-]c1ccccc1Cl",

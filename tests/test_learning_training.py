@@ -8,10 +8,18 @@ import pytest
 import torch
 
 from smmflow import tables
-from smmflow.training import (LearningData, Standardizer, TrainConfig, assemble_learning_data,
-                              axial_field_features, fit_kd_ensemble, kl_weight, latent_means,
-                              load_trained_model, masked_mse, save_trained_model, split_indices,
-                              token_accuracy, train_vae)
+from smmflow.ml.data import LearningData, Standardizer, assemble_learning_data, axial_field_features, split_indices
+from smmflow.ml.heads.ensemble import fit_kd_ensemble
+from smmflow.ml.metrics import masked_mse
+from smmflow.ml.vae.trainer import (
+    TrainConfig,
+    kl_weight,
+    latent_means,
+    load_trained_model,
+    save_trained_model,
+    token_accuracy,
+    train_vae,
+)
 
 SMILES = ["[O-]c1ccccc1", "OCC", "N1CCCC1", "[NH-]C(C)C", "O=CN", "n1ccccc1", "[O-]C(=O)C", "OC(C)(C)C"]
 TINY = dict(embed_dim=16, hidden_dim=48, latent_dim=8, head_hidden=16, dropout=0.0)

@@ -10,19 +10,16 @@ import pandas as pd
 import pytest
 from rdkit import Chem
 
-from smmflow.ligands import (
+from smmflow.chem.donors import canonical_donor_smiles, deprotonate, ligand_id
+from smmflow.chem.enumerate import (
     LigandFilters,
-    SourceRecord,
-    canonical_donor_smiles,
-    deprotonate,
     enumerate_ligands,
-    ligand_id,
     ligands_from_parent,
-    main,
     prepare_parent,
-    read_smiles_file,
     subsample_ligands,
 )
+from smmflow.chem.sources import SourceRecord, read_smiles_file
+from smmflow.cli.enumerate import main
 from smmflow.tables import LIGAND_CLASSES, LIGANDS_COLUMNS, REJECTED_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,12 +278,8 @@ def test_cli_writes_tables(tmp_path):
 
 
 # ---------------------------------------------------------------- molecule generator
-from smmflow.molecule_generator import (  # noqa: E402
-    GeneratorSettings,
-    generate_smiles,
-    generated_records,
-    unstable_reason,
-)
+from smmflow.chem.grower import GeneratorSettings, generate_smiles, generated_records
+from smmflow.chem.stability import unstable_reason
 
 
 def test_generator_is_seeded_and_respects_its_settings():

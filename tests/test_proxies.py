@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smmflow import complexes as cx
 from smmflow import tables as T
-from smmflow import proxies as px
-from smmflow import xtb
+from smmflow.chem import conformers
+from smmflow.geometry import builder, contract, descriptors
+from smmflow.xtb import engine, relax
+from smmflow.xtb import proxies as px
 
 FAST = px.ProxySettings(n_conformers=2, n_rotations=6, seed=0)
 
@@ -58,11 +59,11 @@ def test_physics_of_donors(rows):
 
 def test_complex_xyz_is_the_relaxed_complex(rows):
     r = rows["OC"]
-    atoms = cx.from_extxyz(r["complex_xyz"])
+    atoms = contract.from_extxyz(r["complex_xyz"])
     assert atoms.info["charge"] == 3
-    assert cx.dy_coordination_number(atoms) == 7
-    assert cx.min_interatomic_distance(atoms) > 0.9
-    assert cx.dy_donor_distances(atoms)[0] == pytest.approx(r["dist_dy_donor1_a"])
+    assert descriptors.dy_coordination_number(atoms) == 7
+    assert descriptors.min_interatomic_distance(atoms) > 0.9
+    assert descriptors.dy_donor_distances(atoms)[0] == pytest.approx(r["dist_dy_donor1_a"])
     assert len(atoms.get_initial_charges()) == len(atoms)
     assert atoms.get_initial_charges()[0] == pytest.approx(r["xtb_dy_charge"])
     # GFN2 charges sum to the total charge
@@ -70,9 +71,9 @@ def test_complex_xyz_is_the_relaxed_complex(rows):
 
 
 def test_relaxation_lowers_energy_and_keeps_frame():
-    atoms = cx.build_complex("OC", seed=0)
-    e0 = xtb.gfn2_singlepoint(atoms.numbers, atoms.positions, atoms.info["charge"]).energy_eh
-    relaxed, info = xtb.relax_complex(atoms, mode="rigid", fmax=0.05)
+    atoms = builder.build_complex("OC", seed=0)
+    e0 = engine.gfn2_singlepoint(atoms.numbers, atoms.positions, atoms.info["charge"]).energy_eh
+    relaxed, info = relax.relax_complex(atoms, mode="rigid", fmax=0.05)
     assert info.converged and info.energy_eh < e0
     assert np.allclose(relaxed.positions[:16], atoms.positions[:16])  # Dy + waters frozen
     # rigid mode: intra-ligand distances unchanged
@@ -80,35 +81,35 @@ def test_relaxation_lowers_energy_and_keeps_frame():
     lig0, lig1 = atoms.positions[16:16 + n], relaxed.positions[16:16 + n]
     dm = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)  # noqa: E731
     assert np.allclose(dm(lig0), dm(lig1), atol=1e-6)
-    flex, finfo = xtb.relax_complex(relaxed, mode="flexible", fmax=0.1)
+    flex, finfo = relax.relax_complex(relaxed, mode="flexible", fmax=0.1)
     assert finfo.energy_eh <= info.energy_eh + 1e-8
     assert np.allclose(flex.positions[:16], atoms.positions[:16])
 
 
 def test_rigid_gradient_matches_finite_differences():
     """The analytic rigid-body gradient must be the derivative of the GFN2 energy (tests can fail)."""
-    atoms = cx.build_complex("OC", seed=0)
-    eng = xtb.GFN2Engine(atoms.numbers, atoms.positions, atoms.info["charge"], accuracy=0.01)
+    atoms = builder.build_complex("OC", seed=0)
+    eng = engine.GFN2Engine(atoms.numbers, atoms.positions, atoms.info["charge"], accuracy=0.01)
     pos = atoms.get_positions()
-    sl = xtb.ligand_slices(atoms)[0]
+    sl = relax.ligand_slices(atoms)[0]
     ref = pos[sl].copy()
     piv = ref[0].copy()
     e, g = eng.compute(pos)
-    g = g[sl] * xtb.HARTREE_PER_BOHR_TO_EV_PER_A
+    g = g[sl] * relax.HARTREE_PER_BOHR_TO_EV_PER_A
     rel = ref - piv
-    analytic = [float(np.sum(g * (rel @ dr.T))) for dr in xtb._rotation_derivatives(np.zeros(3))]
+    analytic = [float(np.sum(g * (rel @ dr.T))) for dr in relax._rotation_derivatives(np.zeros(3))]
     h = 1e-3
     for j in range(3):
         w = np.zeros(3)
         w[j] = h
-        ep = eng.compute(np.vstack([pos[:sl.start], rel @ xtb._rotation_matrix(w).T + piv, pos[sl.stop:]]))[0]
-        em = eng.compute(np.vstack([pos[:sl.start], rel @ xtb._rotation_matrix(-w).T + piv, pos[sl.stop:]]))[0]
+        ep = eng.compute(np.vstack([pos[:sl.start], rel @ relax._rotation_matrix(w).T + piv, pos[sl.stop:]]))[0]
+        em = eng.compute(np.vstack([pos[:sl.start], rel @ relax._rotation_matrix(-w).T + piv, pos[sl.stop:]]))[0]
         fd = (ep - em) / (2 * h) * 27.211386245988
         assert analytic[j] == pytest.approx(fd, rel=1e-3, abs=2e-4)
 
 
 def test_dipole_about_centre_of_mass_is_translation_invariant():
-    lc = cx.ligand_conformers("[O-]C", n_conformers=1, seed=0)
+    lc = conformers.ligand_conformers("[O-]C", n_conformers=1, seed=0)
     a = px.free_ligand_descriptors(lc.symbols, lc.conformers[0], -1, lc.neighbors_of_donor)
     b = px.free_ligand_descriptors(lc.symbols, lc.conformers[0] + 5.0, -1, lc.neighbors_of_donor)
     assert a["xtb_dipole_debye"] == pytest.approx(b["xtb_dipole_debye"], abs=1e-4)
@@ -134,8 +135,8 @@ def test_bad_rows_fail_without_raising(row, fragment):
 
 
 def test_odd_electron_count_is_an_xtb_error():
-    with pytest.raises(xtb.XtbError, match="odd electron"):
-        xtb.gfn2_singlepoint([8, 1], np.array([[0, 0, 0], [0.97, 0, 0]]), 0)
+    with pytest.raises(engine.XtbError, match="odd electron"):
+        engine.gfn2_singlepoint([8, 1], np.array([[0, 0, 0], [0.97, 0, 0]]), 0)
 
 
 def test_shards_partition_the_table():
@@ -171,7 +172,7 @@ def test_settings_from_config():
 # DFT proxy (PySCF); small molecules only, to keep the suite fast
 # ---------------------------------------------------------------------------------------------
 def test_dft_proxy_physics_and_charge_scheme():
-    from smmflow import dft
+    from smmflow.xtb import dft
 
     s = dft.DftSettings(xc="PBE", basis="def2-SVP", grid_level=1, n_conformers=1)
     anion = dft.dft_row({"ligand_id": "La", "smiles": "[O-]C"}, s)
@@ -187,9 +188,10 @@ def test_dft_proxy_physics_and_charge_scheme():
 
 
 def test_iao_charges_sum_to_total_charge():
-    from pyscf import dft as pdft, gto
+    from pyscf import dft as pdft
+    from pyscf import gto
 
-    from smmflow.dft import iao_charges
+    from smmflow.xtb.dft import iao_charges
 
     mol = gto.M(atom="O 0 0 0; H 0.96 0 0; H -0.24 0.93 0", basis="def2-SVP", charge=0, verbose=0)
     mf = pdft.RKS(mol, xc="PBE")
@@ -201,7 +203,7 @@ def test_iao_charges_sum_to_total_charge():
 
 
 def test_dft_bad_rows_and_subset():
-    from smmflow import dft
+    from smmflow.xtb import dft
 
     r = dft.dft_row({"ligand_id": "Lx", "smiles": "C"}, dft.DftSettings(n_conformers=1))
     assert r["status"] == T.STATUS_FAILED and "not an O or N" in r["reason"]
@@ -212,21 +214,21 @@ def test_dft_bad_rows_and_subset():
 
 
 def test_axial_mode_moves_ligands_only_along_and_about_the_axis():
-    atoms = cx.build_complex("OC", seed=0)
-    relaxed, info = xtb.relax_complex(atoms, mode="axial", fmax=0.05)
+    atoms = builder.build_complex("OC", seed=0)
+    relaxed, info = relax.relax_complex(atoms, mode="axial", fmax=0.05)
     assert info.converged
-    d = cx.structural_descriptors(relaxed)
+    d = descriptors.structural_descriptors(relaxed)
     assert d["angle_l_dy_l_deg"] == pytest.approx(180.0, abs=1e-6)
     d1 = atoms.info["donor_indices"][0]
     # donor stays on the z axis
     assert np.allclose(relaxed.positions[d1, :2], 0.0, atol=1e-9)
-    e0 = xtb.gfn2_singlepoint(atoms.numbers, atoms.positions, 3).energy_eh
+    e0 = engine.gfn2_singlepoint(atoms.numbers, atoms.positions, 3).energy_eh
     assert info.energy_eh < e0
 
 
 def test_water_rotation_keeps_the_pentagon():
-    atoms = cx.build_complex("[O-]C", seed=0)
-    relaxed, info = xtb.relax_complex(atoms, mode="rigid", waters="rotate", fmax=0.1)
+    atoms = builder.build_complex("[O-]C", seed=0)
+    relaxed, info = relax.relax_complex(atoms, mode="rigid", waters="rotate", fmax=0.1)
     o = [1, 4, 7, 10, 13]
     assert np.allclose(relaxed.positions[o], atoms.positions[o])
     assert np.allclose(relaxed.positions[0], 0.0)
@@ -243,18 +245,18 @@ def test_bfgs_trust_minimises_a_quadratic_with_capped_steps():
         seen.append(x.copy())
         return 0.5 * x @ a @ x, a @ x
 
-    x, ok = xtb.bfgs_trust(fun, x0, [np.arange(3)], fmax=1e-6, max_steps=200, maxstep=0.3, h0=1.0)
+    x, ok = relax.bfgs_trust(fun, x0, [np.arange(3)], fmax=1e-6, max_steps=200, maxstep=0.3, h0=1.0)
     assert ok and np.allclose(x, 0.0, atol=1e-5)
     steps = np.linalg.norm(np.diff(np.array(seen), axis=0), axis=1)
     assert steps.max() <= 0.3 + 1e-12
 
 
 def test_bad_relaxation_arguments():
-    atoms = cx.build_complex("OC", seed=0)
+    atoms = builder.build_complex("OC", seed=0)
     with pytest.raises(ValueError, match="mode"):
-        xtb.relax_complex(atoms, mode="fast")
+        relax.relax_complex(atoms, mode="fast")
     with pytest.raises(ValueError, match="water"):
-        xtb.relax_complex(atoms, waters="free")
+        relax.relax_complex(atoms, waters="free")
 
 
 def test_proxy_row_is_reproducible():
@@ -282,9 +284,9 @@ def test_regression_ligand_that_hung_a_shard():
 def test_wall_time_cap_fails_the_row():
     r = px.proxy_row(_lig("OC", "O", 0, "L2"), px.ProxySettings(max_wall_s_per_ligand=1e-9))
     assert r["status"] == T.STATUS_FAILED and "wall-time cap" in r["reason"]
-    atoms = cx.build_complex("OC", seed=0)
-    with pytest.raises(xtb.XtbTimeout):
-        xtb.relax_complex(atoms, max_wall_s=0.0)
+    atoms = builder.build_complex("OC", seed=0)
+    with pytest.raises(engine.XtbTimeout):
+        relax.relax_complex(atoms, max_wall_s=0.0)
 
 
 class _FailingCalculator:
@@ -309,10 +311,10 @@ class _FailingCalculator:
 
 def test_scc_failure_ends_the_relaxation_quickly(monkeypatch):
     fake = _FailingCalculator()
-    monkeypatch.setattr(xtb, "_new_calculator", lambda *a, **k: fake)
-    atoms = cx.build_complex("OC", seed=0)
-    with pytest.raises(xtb.XtbError, match="SCC failed"):
-        xtb.relax_complex(atoms, mode="rigid")
+    monkeypatch.setattr(engine, "_new_calculator", lambda *a, **k: fake)
+    atoms = builder.build_complex("OC", seed=0)
+    with pytest.raises(engine.XtbError, match="SCC failed"):
+        relax.relax_complex(atoms, mode="rigid")
     assert fake.calls <= 3  # restart guess, EEQ + damping, atomic guess + stronger damping
     r = px.proxy_row(_lig("OC", "O", 0, "L2"), FAST)
     assert r["status"] == T.STATUS_FAILED and "XtbError" in r["reason"]

@@ -8,17 +8,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smmflow import report, tables
-from smmflow.generation_metrics import generation_metrics
-from smmflow.ligands import LigandFilters, ligand_id, ligand_space_reason
-from smmflow.revalidation import (REVALIDATION_COLUMNS, SELECTION_COLUMNS, hit_threshold, revalidation_metrics,
-                                  revalidation_proxies, revalidation_table, select_for_revalidation)
+from smmflow import tables
+from smmflow.chem.donors import ligand_id
+from smmflow.chem.enumerate import LigandFilters, ligand_space_reason
+from smmflow.ml.generation_metrics import generation_metrics
+from smmflow.stages import report
+from smmflow.stages.revalidation import (
+    REVALIDATION_COLUMNS,
+    SELECTION_COLUMNS,
+    hit_threshold,
+    revalidation_metrics,
+    revalidation_proxies,
+    revalidation_table,
+    select_for_revalidation,
+)
 
 POOL_SMILES = ["OCC=C", "[O-]C(C)=O", "O=C(C)C", "N#CC", "[O-]c1ccccc1", "OC1CC1", "NCC", "[NH-]C(=O)C=C"]
 
 
 def _pool() -> pd.DataFrame:
-    from smmflow.complexes import ligand_class_of
+    from smmflow.chem.conformers import ligand_class_of
 
     return pd.DataFrame({tables.LIGAND_ID: [ligand_id(s) for s in POOL_SMILES], "smiles": POOL_SMILES,
                          "ligand_class": [ligand_class_of(s) for s in POOL_SMILES]})

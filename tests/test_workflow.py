@@ -79,7 +79,6 @@ def test_tiny_run_casscf_labels_are_physical(tiny_run):
 
 def test_tiny_run_generates_donor_first_ligands(tiny_run):
     import pandas as pd
-
     from rdkit import Chem
 
     cand = pd.read_parquet(tiny_run / "results/rounds/0/generation/candidates.parquet")
@@ -99,7 +98,7 @@ def test_tiny_run_revalidates_every_round(tiny_run):
 
     import pandas as pd
 
-    from smmflow.ligands import LigandFilters, ligand_space_reason
+    from smmflow.chem.enumerate import LigandFilters, ligand_space_reason
 
     res = tiny_run / "results"
     seen: set[str] = set(pd.read_parquet(res / "casscf/labels.parquet")["ligand_id"])

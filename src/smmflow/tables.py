@@ -125,7 +125,7 @@ def usable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that may feed training: ``status == 'ok'``."""
     return df[df["status"] == STATUS_OK]
 
-# results/proxies/dft.parquet: PySCF DFT proxies of the free ligand (smmflow.dft)
+# results/proxies/dft.parquet: PySCF DFT proxies of the free ligand (smmflow.xtb.dft)
 DFT_LIGAND_COLUMNS: Final = (
     "dft_donor_charge",  # IAO (intrinsic atomic orbital, Knizia 2013) charge on the donor atom, e
     "dft_donor_charge_mulliken",  # Mulliken charge on the donor (basis-dependent; for comparison)

@@ -1,7 +1,7 @@
 # CASSCF stage: stratified subset of the proxy table -> one SA-CASSCF(9,7)+SO job per ligand
 # (cached per tier and ligand id) -> labels table. Config block: config["casscf"].
 
-from smmflow.casscf_stage import selected_ids
+from smmflow.stages.casscf import selected_ids
 
 
 checkpoint select_subset:

@@ -1,5 +1,5 @@
 # Stage "ligands": donor-first monodentate ligands (O, N, O-, N-) from the shipped source library,
-# the user's SMILES files and the seeded molecule generator (smmflow.ligands, smmflow.molecule_generator).
+# the user's SMILES files and the seeded molecule generator (smmflow.chem, smmflow.chem.grower).
 # Runtime: ~1 min per 15 000 generated molecules on one core; margin, doubled per retry.
 
 

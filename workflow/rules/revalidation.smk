@@ -4,7 +4,7 @@
 # Needs R(), register_target(), round_tables() (learning.smk) and config["active_learning"].
 # Stage target "revalidation": every round's metrics and the report figures.
 
-from smmflow.casscf_stage import selected_ids
+from smmflow.stages.casscf import selected_ids
 
 
 checkpoint select_revalidation:

@@ -2,8 +2,8 @@
 
 import logging
 
-from smmflow.casscf_stage import aggregate_labels
 from smmflow.io import write_table
+from smmflow.stages.casscf import aggregate_labels
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 df = aggregate_labels(snakemake.input.results)  # noqa: F821

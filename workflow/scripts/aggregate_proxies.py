@@ -3,7 +3,7 @@
 import logging
 
 from smmflow.io import read_table, write_table
-from smmflow.proxies import aggregate
+from smmflow.xtb.proxies import aggregate
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")

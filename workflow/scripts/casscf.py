@@ -2,9 +2,9 @@
 
 import logging
 
-from smmflow.casscf import settings_from_mapping
-from smmflow.casscf_stage import run_job
+from smmflow.abinitio.settings import settings_from_mapping
 from smmflow.io import read_table, write_json_atomic
+from smmflow.stages.casscf import run_job
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 lid = snakemake.wildcards.ligand_id  # noqa: F821

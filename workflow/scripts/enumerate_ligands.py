@@ -2,9 +2,10 @@
 
 import logging
 
+from smmflow.chem.enumerate import LigandFilters, enumerate_ligands, subsample_ligands
+from smmflow.chem.grower import GeneratorSettings, generated_records
+from smmflow.chem.sources import read_smiles_file
 from smmflow.io import write_table
-from smmflow.ligands import LigandFilters, enumerate_ligands, read_smiles_file, subsample_ligands
-from smmflow.molecule_generator import GeneratorSettings, generated_records
 
 snakemake = globals()["snakemake"]  # injected by Snakemake
 logging.basicConfig(

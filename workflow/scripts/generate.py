@@ -4,7 +4,7 @@ import logging
 
 import torch
 
-from smmflow.generation import generate_from_model
+from smmflow.stages.learning import generate_from_model
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")

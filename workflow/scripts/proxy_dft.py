@@ -2,8 +2,8 @@
 
 import logging
 
-from smmflow.dft import DftSettings, dft_table, select_subset
 from smmflow.io import read_table, write_table
+from smmflow.xtb.dft import DftSettings, dft_table, select_subset
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")

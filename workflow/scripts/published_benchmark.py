@@ -2,8 +2,8 @@
 
 import logging
 
-from smmflow.learning_curve import run_published_benchmark
-from smmflow.training import TrainConfig
+from smmflow.ml.published_benchmark import run_published_benchmark
+from smmflow.ml.vae.trainer import TrainConfig
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")

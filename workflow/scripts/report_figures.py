@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from smmflow import report, tables
+from smmflow import tables
 from smmflow.io import read_table, write_table
-from smmflow.revalidation import SOURCE_GENERATED
-from smmflow.training import latent_means, load_trained_model
+from smmflow.ml.vae.trainer import latent_means, load_trained_model
+from smmflow.stages import report
+from smmflow.stages.revalidation import SOURCE_GENERATED
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

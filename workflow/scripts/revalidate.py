@@ -3,7 +3,7 @@
 import logging
 
 from smmflow.io import read_table, write_json_atomic, write_table
-from smmflow.revalidation import hit_threshold, revalidation_metrics, revalidation_table
+from smmflow.stages.revalidation import hit_threshold, revalidation_metrics, revalidation_table
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 threshold = hit_threshold(read_table(snakemake.input.pool_labels), snakemake.params.threshold_quantile,  # noqa: F821

@@ -3,8 +3,8 @@
 import logging
 
 from smmflow.io import read_table, write_table
-from smmflow.proxies import ProxySettings, proxy_row
-from smmflow.revalidation import revalidation_proxies
+from smmflow.stages.revalidation import revalidation_proxies
+from smmflow.xtb.proxies import ProxySettings, proxy_row
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -4,10 +4,10 @@ import logging
 
 import torch
 
-from smmflow.generation import predict_kd
 from smmflow.io import read_table, write_table
-from smmflow.revalidation import select_for_revalidation
-from smmflow.training import load_trained_model
+from smmflow.ml.generate import predict_kd
+from smmflow.ml.vae.trainer import load_trained_model
+from smmflow.stages.revalidation import select_for_revalidation
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")

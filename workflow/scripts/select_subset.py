@@ -2,8 +2,8 @@
 
 import logging
 
-from smmflow.casscf_stage import select_subset
 from smmflow.io import read_table, write_table
+from smmflow.stages.casscf import select_subset
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 p = snakemake.params  # noqa: F821

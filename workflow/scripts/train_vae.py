@@ -2,7 +2,7 @@
 
 import logging
 
-from smmflow.training import train_vae_from_tables
+from smmflow.stages.learning import train_vae_from_tables
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(name)s %(levelname)s %(message)s")

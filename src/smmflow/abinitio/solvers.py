@@ -1,0 +1,126 @@
+"""SA-CASSCF orbital solvers: PySCF's augmented Hessian and the configuration average."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from smmflow.abinitio.lowrank_df import use_low_rank_df
+from smmflow.abinitio.settings import N_SEXTETS, NCAS, NELECAS, CasscfFailure, CasscfSettings
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# SA-CASSCF
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SaCasscfOutcome:
+    mc: Any
+    converged: bool
+    macro_iterations: int
+    history: list[dict]
+    e_states: np.ndarray
+    ci: list[np.ndarray]
+    mo_coeff: np.ndarray
+    ncore: int
+    solver: str = "augmented_hessian"  # or "average", "average+augmented_hessian" (fallback)
+
+
+def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, frozen: int = 0) -> SaCasscfOutcome:
+    """SA-CASSCF(9,7) over all 21 sextets from the start orbitals ``mo0`` (core | 7 active | virtual);
+    the first ``frozen`` orbitals of ``mo0`` are not optimised."""
+    from pyscf import mcscf
+
+    mol = mf.mol
+    if 2 * ncore + sum(NELECAS) != mol.nelectron:
+        raise ValueError(f"electron count mismatch: 2*{ncore} + 9 != {mol.nelectron}")
+    if getattr(mf, "with_df", None) is not None:
+        mc = mcscf.DFCASSCF(mf, NCAS, NELECAS, ncore=ncore)
+        use_low_rank_df(mc)
+    else:
+        mc = mcscf.CASSCF(mf, NCAS, NELECAS, ncore=ncore)
+    if frozen:
+        mc.frozen = int(frozen)
+    mc = mc.state_average_([1.0 / N_SEXTETS] * N_SEXTETS)
+    mc.fcisolver.nroots = N_SEXTETS
+    mc.conv_tol = settings.conv_tol
+    mc.conv_tol_grad = settings.conv_tol_grad
+    mc.max_cycle_macro = settings.max_cycle_macro
+    mc.verbose = settings.verbose
+    history: list[dict] = []
+
+    def callback(envs: dict) -> None:
+        log.info("SA-CASSCF macro %s: E=%.10f |g_orb|=%.2e", envs.get("imacro"), envs.get("e_tot", np.nan), envs.get("norm_gorb", np.nan))
+        history.append(
+            {
+                "macro": int(envs.get("imacro", 0)),  # PySCF counts from 1; also called per micro step
+                "e_tot": float(envs.get("e_tot", np.nan)),
+                "de": float(envs.get("de", np.nan)) if envs.get("de") is not None else None,
+                "norm_gorb": float(envs.get("norm_gorb", np.nan)),
+            }
+        )
+
+    mc.callback = callback
+    log.info("SA-CASSCF(9,7) x %d sextets: %d AOs, ncore %d, DF %s", N_SEXTETS, mol.nao, ncore, getattr(mf, "with_df", None) is not None)
+    mc.kernel(mo0)
+    e_states = np.asarray(mc.e_states)
+    ci = list(mc.ci)
+    if len(ci) != N_SEXTETS:
+        raise CasscfFailure(f"CASCI returned {len(ci)} roots, expected {N_SEXTETS}")
+    n_macro = max((h["macro"] for h in history), default=0)
+    return SaCasscfOutcome(mc, bool(mc.converged), n_macro, history, e_states, ci, mc.mo_coeff, ncore)
+
+
+def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, frozen: int = 0) -> SaCasscfOutcome:
+    """SA-CASSCF(9,7) over all 21 sextets, orbitals optimised as a configuration-average SCF
+    (:mod:`smmflow.abinitio.configuration_average`: the 21 sextets are every Ms = 5/2 determinant of 4f^9, so
+    the state-averaged energy is the determinant average), then the 21 CASCI states on the
+    converged orbitals. Same stationary point as PySCF's augmented-Hessian SA-CASSCF (tested) for
+    one J/K build per iteration. If it does not converge in ``max_cycle_average`` iterations,
+    PySCF's SA-CASSCF continues from its orbitals."""
+    from pyscf import fci
+
+    from smmflow.abinitio import configuration_average as cav
+
+    mol = mf.mol
+    if 2 * ncore + sum(NELECAS) != mol.nelectron:
+        raise ValueError(f"electron count mismatch: 2*{ncore} + 9 != {mol.nelectron}")
+    h = mf.get_hcore()
+    log.info("configuration-average SA-CASSCF(9,7): %d AOs, ncore %d", mol.nao, ncore)
+    res = cav.optimise_average_orbitals(
+        h, lambda dm: mf.get_jk(mol, dm), mo0, ncore, NCAS, NELECAS, mf.energy_nuc(),
+        conv_tol=settings.conv_tol, conv_tol_grad=settings.conv_tol_grad,
+        max_cycle=settings.max_cycle_average, frozen=frozen)
+    history = [dict(h_, macro=h_["iteration"], solver="average") for h_ in res.history]
+    if not res.converged:
+        log.warning("configuration-average SCF not converged (|g| %.2e): PySCF SA-CASSCF takes over", res.gradient_norm)
+        out = run_sa_casscf(mf, res.mo_coeff, ncore, settings, frozen=frozen)
+        out.history = history + out.history
+        out.solver = "average+augmented_hessian"
+        return out
+    mo = res.mo_coeff
+    c_act = mo[:, ncore : ncore + NCAS]
+    h1 = c_act.T @ res.terms.core_fock_ao @ c_act
+    if getattr(mf, "with_df", None) is not None:
+        h2 = mf.with_df.ao2mo(c_act, compact=False)
+    else:
+        from pyscf import ao2mo
+
+        h2 = ao2mo.full(mf._eri if getattr(mf, "_eri", None) is not None else mol, c_act, compact=False)
+    h2 = h2.reshape([NCAS] * 4)
+    solver = fci.direct_spin1.FCI(mol)
+    solver.max_memory = settings.max_memory_mb
+    e_states, ci = solver.kernel(h1, h2, NCAS, NELECAS, nroots=N_SEXTETS, ecore=res.terms.core_energy)
+    e_states = np.asarray(e_states)
+    if len(ci) != N_SEXTETS:
+        raise CasscfFailure(f"CASCI returned {len(ci)} roots, expected {N_SEXTETS}")
+    e_avg = float(np.mean(e_states))
+    if abs(e_avg - res.energy) > 1e-6:
+        raise CasscfFailure(f"CASCI average {e_avg:.8f} differs from the configuration average {res.energy:.8f}")
+    return SaCasscfOutcome(None, True, res.iterations, history, e_states, list(ci), mo, ncore, solver="average")

@@ -1,0 +1,89 @@
+"""``smmflow casscf complex.xyz --charge Q [--tier ...] [--json out.json]``: KD table of one complex."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from smmflow.abinitio import casscf
+from smmflow.abinitio import settings as abinitio_settings
+from smmflow.io import write_json_atomic
+
+
+def _parse_basis(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        el, _, name = item.partition("=")
+        if not name:
+            raise ValueError(f"--basis wants ELEMENT=NAME[,default=NAME], got {item!r}")
+        out[el.strip()] = name.strip()
+    return out
+
+
+def read_complex(path: str, charge: int | None):
+    """Read an (extended) XYZ complex; ``charge`` overrides ``atoms.info['charge']``."""
+    from ase.io import read
+
+    atoms = read(path, index=0)
+    if charge is not None:
+        atoms.info["charge"] = int(charge)
+    if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:
+        atoms.arrays["initial_charges"] = atoms.arrays["charges"]
+    return atoms
+
+
+def format_kd_table(res: dict) -> str:
+    lines = [f"tier {res['tier']}  converged {res['converged']}  iterations {res.get('macro_iterations')}"
+             f" ({res.get('orbital_optimiser', 'augmented_hessian')})"
+             f"  zeta_4f {res['zeta_4f_cm1']:.1f} cm-1  wall {res['wall_s']:.1f} s",
+             f"{'KD':>3} {'E/cm-1':>10} {'gx':>8} {'gy':>8} {'gz':>8}"]
+    for i, (e, g) in enumerate(zip(res["kd_energies_cm1"], res["g_principal"]), start=1):
+        lines.append(f"{i:>3} {e:10.2f} {g[0]:8.3f} {g[1]:8.3f} {g[2]:8.3f}")
+    ang = res.get("easy_axis_angle_deg")
+    lines.append(f"easy axis vs L-Dy-L: {'n/a' if ang is None else f'{ang:.1f} deg'}"
+                 f"   Ueff estimate {res['ueff_cm1']:.1f} cm-1 (via KD{res['ueff_kd']})")
+    lines.append(f"status {res['status']} {res['reason']}".rstrip())
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="smmflow casscf", description=__doc__)
+    p.add_argument("xyz", help="complex geometry (extended XYZ; Dy first; xTB charges as initial_charges)")
+    p.add_argument("--charge", type=int, default=None, help="total charge of the complex (3 + 2 q(L))")
+    p.add_argument("--tier", choices=abinitio_settings.TIERS, default="pointcharge")
+    p.add_argument("--basis", default=None, help="e.g. 'Dy=x2c-svpall,default=def2-svp'")
+    p.add_argument("--soc-scale", type=float, default=1.0)
+    p.add_argument("--cache-dir", default=None, help="cache of the free-ion reference (default $SMMFLOW_CACHE or ~/.cache/smmflow)")
+    p.add_argument("--json", default=None, help="write the full result here")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    t0 = time.perf_counter()
+    try:
+        atoms = read_complex(args.xyz, args.charge)
+        if "charge" not in atoms.info:
+            raise ValueError("no charge: pass --charge Q")
+        kw = dict(tier=args.tier, soc_scale=args.soc_scale, cache_dir=args.cache_dir or abinitio_settings.default_cache_dir())
+        basis = _parse_basis(args.basis)
+        if basis:
+            kw["basis"] = basis
+        settings = abinitio_settings.CasscfSettings(**kw)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"smmflow casscf: {exc}", file=sys.stderr)
+        return 2
+    try:
+        res = casscf.run_complex(atoms, settings)
+    except (ValueError, abinitio_settings.CasscfFailure) as exc:
+        res = casscf.failed_result(args.tier, str(exc), time.perf_counter() - t0)
+        if args.json:
+            write_json_atomic(args.json, res)
+        print(f"smmflow casscf: failed: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        write_json_atomic(args.json, res)
+    print(format_kd_table(res))
+    return 0 if res["status"] == "ok" else 1

@@ -1,0 +1,168 @@
+"""The CASSCF stage of the workflow: stratified subset selection over the proxy table, one cached
+job per ligand, and aggregation of the job results into the labels table.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from smmflow.abinitio import casscf
+from smmflow.abinitio import settings as abinitio_settings
+from smmflow.tables import (
+    G_COLUMNS,
+    KD_COLUMNS,
+    LABEL_COLUMNS,
+    LIGAND_ID,
+    N_KD,
+    STATUS_FAILED,
+    STATUS_OK,
+    check_columns,
+)
+
+SELECTION_COLUMNS = (LIGAND_ID, "smiles", "ligand_class", "complex_charge", "stratum")
+
+
+def stratum_labels(proxies: pd.DataFrame, columns: list[str], n_bins: int) -> pd.Series:
+    """Stratum of each row: ligand class x quantile bin of each column (bins over the given rows)."""
+    parts = [proxies["ligand_class"].astype(str)]
+    for col in columns:
+        x = pd.to_numeric(proxies[col], errors="coerce")
+        if x.notna().sum() == 0:
+            raise ValueError(f"stratification column {col!r} has no numeric values")
+        ranks = x.rank(method="first")
+        b = pd.qcut(ranks, q=min(n_bins, int(x.notna().sum())), labels=False, duplicates="drop")
+        parts.append(col + ":" + b.fillna(-1).astype(int).astype(str))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "|" + p
+    return out
+
+
+def allocate(counts: pd.Series, size: int) -> pd.Series:
+    """Proportional allocation of ``size`` draws over strata (largest remainder, at most the count).
+
+    With ``size`` >= number of strata every stratum gets at least one draw.
+    """
+    total = int(counts.sum())
+    size = min(int(size), total)
+    if size <= 0:
+        return counts * 0
+    floor_one = size >= len(counts)
+    quota = counts / total * size
+    alloc = np.floor(quota).astype(int)
+    if floor_one:
+        alloc = alloc.clip(lower=1)
+    alloc = np.minimum(alloc, counts)
+    while alloc.sum() > size:  # the floor-one rule can overshoot: trim the largest strata
+        alloc[alloc.idxmax()] -= 1
+    rem = (quota - alloc).sort_values(ascending=False, kind="mergesort")
+    i = 0
+    while alloc.sum() < size:
+        k = rem.index[i % len(rem)]
+        if alloc[k] < counts[k]:
+            alloc[k] += 1
+        i += 1
+    return alloc
+
+
+def select_subset(proxies: pd.DataFrame, size: int, seed: int, columns: list[str], n_bins: int = 3) -> pd.DataFrame:
+    """Stratified, seeded subset of the usable (status ok) proxy rows; deterministic for a given input.
+
+    Strata are ligand class x quantile bins of ``columns``. Growing ``size`` with the same seed
+    keeps earlier picks where the allocation of their stratum does not shrink (draws are the head
+    of one seeded permutation per stratum), so finished CASSCF jobs are reused.
+    """
+    check_columns(proxies, (LIGAND_ID, "smiles", "ligand_class", "complex_charge", "status", *columns), "proxies")
+    ok = proxies[proxies["status"] == STATUS_OK].drop_duplicates(LIGAND_ID).sort_values(LIGAND_ID)
+    ok = ok[ok["complex_xyz"].astype(str).str.len() > 0] if "complex_xyz" in ok else ok
+    if ok.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in SELECTION_COLUMNS})
+    ok = ok.assign(stratum=stratum_labels(ok, list(columns), n_bins).values)
+    counts = ok.groupby("stratum").size()
+    alloc = allocate(counts, size)
+    picks = []
+    for stratum, grp in ok.groupby("stratum", sort=True):
+        # one permutation per stratum from a seed derived from (seed, stratum name): stable under resizing
+        sseed = int.from_bytes(__import__("hashlib").sha256(f"{seed}:{stratum}".encode()).digest()[:8], "little")
+        order = np.random.default_rng(sseed).permutation(len(grp))
+        picks.append(grp.iloc[order[: int(alloc[stratum])]])
+    sel = pd.concat(picks) if picks else ok.iloc[:0]
+    return sel.loc[:, list(SELECTION_COLUMNS)].sort_values(LIGAND_ID).reset_index(drop=True)
+
+
+def selected_ids(selection_tsv: str | Path) -> list[str]:
+    """Ligand ids listed in a selection table written by :func:`select_subset`."""
+    df = pd.read_csv(selection_tsv, sep="\t", dtype=str, keep_default_na=False)
+    return df[LIGAND_ID].tolist() if LIGAND_ID in df else []
+
+
+def complex_from_proxy_row(row: pd.Series | dict):
+    """ase.Atoms of the relaxed complex stored in a proxies row (extxyz text in ``complex_xyz``)."""
+    from ase.io import read
+
+    text = row["complex_xyz"]
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("empty complex_xyz")
+    atoms = read(io.StringIO(text), format="extxyz", index=0)
+    atoms.info.setdefault("charge", int(row["complex_charge"]))
+    if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:
+        atoms.arrays["initial_charges"] = atoms.arrays["charges"]
+    return atoms
+
+
+def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings) -> dict[str, Any]:
+    """One CASSCF job: a result dict with status ok/failed; input and physics failures are caught."""
+    import time
+
+    t0 = time.perf_counter()
+    if row.get("status", STATUS_OK) != STATUS_OK:  # no relaxed complex: say why, not "empty complex_xyz"
+        res = casscf.failed_result(settings.tier, f"no relaxed complex (proxy stage failed: {row.get('reason', '')})")
+        res.update({LIGAND_ID: row[LIGAND_ID], "smiles": row.get("smiles", ""), "ligand_class": row.get("ligand_class", "")})
+        return res
+    try:
+        atoms = complex_from_proxy_row(row)
+        res = casscf.run_complex(atoms, settings)
+    except (ValueError, KeyError, abinitio_settings.CasscfFailure, np.linalg.LinAlgError) as exc:
+        res = casscf.failed_result(settings.tier, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+    res.update({LIGAND_ID: row[LIGAND_ID], "smiles": row.get("smiles", ""), "ligand_class": row.get("ligand_class", "")})
+    return res
+
+
+def label_row(res: dict[str, Any]) -> dict[str, Any]:
+    """One labels-table row (``LABEL_COLUMNS``) from a job result."""
+    row: dict[str, Any] = {c: None for c in LABEL_COLUMNS}
+    for c in (LIGAND_ID, "smiles", "ligand_class", "tier", "status", "reason", "wall_s", "ueff_cm1", "easy_axis_angle_deg"):
+        row[c] = res.get(c)
+    row["converged"] = bool(res.get("converged", False))
+    kd = res.get("kd_energies_cm1")
+    g = res.get("g_principal")
+    if res.get("status") == STATUS_OK and kd is not None and len(kd) == N_KD and g is not None:
+        for c, v in zip(KD_COLUMNS, kd):
+            row[c] = float(v)
+        for c, v in zip(G_COLUMNS, np.asarray(g, dtype=float).ravel()):
+            row[c] = float(v)
+    elif res.get("status") == STATUS_OK:
+        row["status"], row["reason"] = STATUS_FAILED, "result lacks KD energies or g-values"
+    row["reason"] = row["reason"] or ""
+    return row
+
+
+def aggregate_labels(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Labels table from per-ligand result JSONs (unreadable files become failed rows)."""
+    rows = []
+    for p in paths:
+        try:
+            res = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as exc:
+            res = {LIGAND_ID: Path(p).stem, "status": STATUS_FAILED, "reason": f"unreadable result: {exc}"}
+        rows.append(label_row(res))
+    df = pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
+    for c in (*KD_COLUMNS, *G_COLUMNS, "ueff_cm1", "easy_axis_angle_deg", "wall_s"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df

@@ -1,0 +1,156 @@
+"""Figures and tables of the HTML report (``snakemake --report``) for the active-learning rounds.
+
+Every function takes tables that follow the contracts of :mod:`smmflow.tables` and
+:mod:`smmflow.stages.revalidation` and writes one file (atomically); nothing here computes physics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from smmflow import tables
+from smmflow.io import atomic_path
+from smmflow.stages.revalidation import SOURCE_BASELINE, SOURCE_GENERATED
+
+matplotlib.use("Agg")
+
+PathLike = str | os.PathLike[str]
+_STYLE = {SOURCE_GENERATED: dict(color="tab:red", marker="o"), SOURCE_BASELINE: dict(color="tab:blue", marker="s")}
+
+
+def _save(fig: plt.Figure, path: PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def revalidation_by_round(paths: Sequence[PathLike]) -> pd.DataFrame:
+    """Concatenate the per-round re-validation tables, adding a ``round`` column (0, 1, ...)."""
+    frames = [pd.read_csv(p, sep="\t").assign(round=r) for r, p in enumerate(paths)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def rounds_summary(metrics_paths: Sequence[PathLike]) -> pd.DataFrame:
+    """One row per round: threshold, hit rates, MAE and medians of generated vs baseline."""
+    rows = []
+    for r, p in enumerate(metrics_paths):
+        m = json.loads(Path(p).read_text())
+        row: dict = {"round": r, "threshold_cm1": m["threshold_cm1"], "improvement_ratio": m["improvement_ratio"],
+                     "improvement_ratio_add_one": m.get("improvement_ratio_add_one")}
+        for src in (SOURCE_GENERATED, SOURCE_BASELINE):
+            for key in ("n", "n_ok", "n_hits", "hit_rate", "mae_cm1", "median_kd2_cm1", "max_kd2_cm1"):
+                row[f"{src}_{key}"] = m[src][key]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_parity(reval: pd.DataFrame, path: PathLike, threshold_cm1: float | None = None) -> None:
+    """Predicted (model of the round, with ensemble spread) vs CASSCF first excited KD."""
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    ok = reval[reval["status"] == tables.STATUS_OK].dropna(subset=["pred_kd2_cm1", "computed_kd2_cm1"])
+    for src, style in _STYLE.items():
+        t = ok[ok["source"] == src]
+        if len(t):
+            mae = np.mean(np.abs(t["pred_kd2_cm1"] - t["computed_kd2_cm1"]))
+            ax.errorbar(t["computed_kd2_cm1"], t["pred_kd2_cm1"], yerr=t["pred_kd2_std_cm1"], ls="none",
+                        mfc="none" if src == SOURCE_BASELINE else style["color"], mec=style["color"],
+                        ecolor=style["color"], marker=style["marker"], alpha=0.8,
+                        label=f"{src} (n={len(t)}, MAE {mae:.0f} cm$^{{-1}}$)")
+    lim = [0.0, 1.05 * float(np.nanmax([ok["pred_kd2_cm1"].max(), ok["computed_kd2_cm1"].max(), 1.0]))] if len(ok) else [0, 1]
+    ax.plot(lim, lim, "k--", lw=0.8)
+    if threshold_cm1 is not None:
+        ax.axvline(threshold_cm1, color="grey", lw=0.8, ls=":", label=f"hit threshold {threshold_cm1:.0f} cm$^{{-1}}$")
+    ax.set(xlim=lim, ylim=lim, xlabel="CASSCF first excited KD (cm$^{-1}$)",
+           ylabel="predicted first excited KD (cm$^{-1}$)", title="Re-validation: predicted vs computed")
+    ax.legend(fontsize=8, loc="upper left")
+    _save(fig, path)
+
+
+def plot_hit_rate(summary: pd.DataFrame, path: PathLike) -> None:
+    """Hit rate per round, generated vs random baseline (failures count as misses)."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    x = np.arange(len(summary))
+    for k, (src, style) in enumerate(_STYLE.items()):
+        rate = summary[f"{src}_hit_rate"].astype(float).fillna(0.0).to_numpy()
+        bars = ax.bar(x + (k - 0.5) * 0.38, rate, 0.38, color=style["color"], alpha=0.8, label=src)
+        for b, h, n in zip(bars, summary[f"{src}_n_hits"], summary[f"{src}_n"]):
+            ax.annotate(f"{h}/{n}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [f"round {r}" for r in summary["round"]])
+    ax.set(ylim=(0, 1.1), ylabel="hit rate", title="Computed first excited KD above the threshold")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_latent_space(mu: np.ndarray, kd2: np.ndarray, is_generated: np.ndarray, path: PathLike) -> None:
+    """First two principal components of the latent means, coloured by the CASSCF first excited KD
+    (grey: unlabelled); re-validated generated ligands circled."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    x = mu - mu.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    pc = x @ vt[:2].T
+    var = s[:2] ** 2 / max(float((s**2).sum()), 1e-12)
+    lab = np.isfinite(kd2)
+    ax.scatter(pc[~lab, 0], pc[~lab, 1], s=6, c="lightgrey", label="unlabelled")
+    sc = ax.scatter(pc[lab, 0], pc[lab, 1], s=22, c=kd2[lab], cmap="viridis", edgecolors="none")
+    if is_generated.any():
+        ax.scatter(pc[is_generated, 0], pc[is_generated, 1], s=70, facecolors="none", edgecolors="tab:red",
+                   label="generated, re-validated")
+    if lab.any():
+        fig.colorbar(sc, ax=ax, label="CASSCF first excited KD (cm$^{-1}$)")
+    ax.set(xlabel=f"PC1 ({100 * var[0]:.0f} %)", ylabel=f"PC2 ({100 * var[1]:.0f} %)", title="Latent space (last round's VAE)")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def best_labelled(labels: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The ``n`` usable labels with the largest first excited KD (ties: ligand id)."""
+    ok = tables.usable(labels).dropna(subset=[tables.FIRST_EXCITED_KD])
+    return ok.sort_values([tables.FIRST_EXCITED_KD, tables.LIGAND_ID], ascending=[False, True]).head(n)
+
+
+def plot_kd_ladders(best: pd.DataFrame, path: PathLike) -> None:
+    """Kramers-doublet ladders (8 KDs of 6H15/2) of the best ligands, each KD annotated with its
+    principal g-values (gx, gy, gz)."""
+    n = max(len(best), 1)
+    fig, ax = plt.subplots(figsize=(2.3 * n + 1, 5))
+    for i, (_, row) in enumerate(best.iterrows()):
+        for k in range(1, tables.N_KD + 1):
+            e = row[f"kd{k}_cm1"]
+            ax.hlines(e, i - 0.3, i + 0.3, color="k", lw=1.4)
+            g = [row[f"g{k}_{a}"] for a in "xyz"]
+            ax.annotate(f"{g[0]:.2f} {g[1]:.2f} {g[2]:.1f}", (i + 0.32, e), fontsize=6, va="center")
+    ax.set_xticks(range(len(best)), [f"{s}\n{c}" for s, c in zip(best["smiles"], best["ligand_class"])],
+                  fontsize=7, rotation=20)
+    ax.set(xlim=(-0.6, n - 0.1), ylabel="energy (cm$^{-1}$)", title="KD ladders of the best ligands (labels: gx gy gz)")
+    _save(fig, path)
+
+
+def draw_ligand_grid(smiles: Sequence[str], legends: Sequence[str], path: PathLike, per_row: int = 4) -> None:
+    """RDKit grid drawing of ligands (donor atom first) with one legend each."""
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    keep = [(m, lg) for m, lg in zip(mols, legends) if m is not None]
+    if not keep:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no re-validated ligand with a usable label", ha="center")
+        _save(fig, path)
+        return
+    img = Draw.MolsToGridImage([m for m, _ in keep], molsPerRow=per_row, subImgSize=(260, 220),
+                               legends=[lg for _, lg in keep], highlightAtomLists=[[0]] * len(keep))
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+__all__ = ["best_labelled", "draw_ligand_grid", "plot_hit_rate", "plot_kd_ladders", "plot_latent_space",
+           "plot_parity", "revalidation_by_round", "rounds_summary"]
