@@ -41,11 +41,10 @@ def _merge(base: dict, over: dict) -> dict:
 
 def test_defaults_are_filled(schema, default_config):
     cfg = copy.deepcopy(default_config)
-    for key in ("results_dir", "seed", "targets"):
+    for key in ("results_dir", "targets"):
         del cfg[key]
     validate_config(cfg, schema)
     assert cfg["results_dir"] == schema["properties"]["results_dir"]["default"]
-    assert cfg["seed"] == schema["properties"]["seed"]["default"]
     assert cfg["targets"] == schema["properties"]["targets"]["default"]
 
 
@@ -69,8 +68,8 @@ def test_misspelt_key_is_one_clear_error(schema, default_config):
 
 def test_wrong_type_names_the_key(schema, default_config):
     cfg = copy.deepcopy(default_config)
-    cfg["seed"] = "forty-two"
-    with pytest.raises(ConfigError, match=r"config error at 'seed': 'forty-two' is not of type 'integer'"):
+    cfg["casscf"]["seed"] = "forty-two"
+    with pytest.raises(ConfigError, match=r"config error at 'casscf.seed': 'forty-two' is not of type 'integer'"):
         validate_config(cfg, schema)
 
 
@@ -84,3 +83,19 @@ def test_nested_wrong_type_names_the_path(schema, default_config):
     cfg[stage][key] = "not-a-number"
     with pytest.raises(ConfigError, match=rf"config error at '{stage}.{key}'"):
         validate_config(cfg, schema)
+
+
+def test_master_seed_is_gone(schema, default_config):
+    """Seeds are per stage; a master ``seed`` that nothing reads is refused, not silently ignored."""
+    cfg = copy.deepcopy(default_config)
+    cfg["seed"] = 1
+    with pytest.raises(ConfigError, match="seed"):
+        validate_config(cfg, schema)
+
+
+def test_result_settings_drop_what_changes_no_result():
+    from smmflow.config import result_settings
+
+    block = {"tier": "embedded", "threads": 4, "mem_mb": 8000, "runtime_min": 60, "gpu": True,
+             "settings": {"basis": {"default": "x"}, "verbose": 5, "max_memory_mb": 3000}, "dft": {"xc": "b"}}
+    assert result_settings(block, drop=("dft",)) == {"tier": "embedded", "settings": {"basis": {"default": "x"}}}

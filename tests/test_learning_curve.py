@@ -12,7 +12,7 @@ from smmflow import tables
 from smmflow.chem.donors import donor_first_ligand, ligand_id
 from smmflow.io import read_table, write_table
 from smmflow.ml.data import read_extra_smiles
-from smmflow.ml.learning_curve import LEARNING_CURVE_COLUMNS, held_out_split
+from smmflow.ml.learning_curve import held_out_split
 from smmflow.ml.metrics import mean_absolute_error, r2_score
 from smmflow.ml.published_benchmark import read_published_labels
 from smmflow.ml.vae.trainer import load_trained_model
@@ -128,7 +128,7 @@ def test_learning_curve_rule_entry_point(run_tables):
     d, p = run_tables
     df = learning_curve_from_tables(p["ligands"], p["proxies"], p["labels"], d / "lc.tsv", d / "lc.png",
                                     tiny_settings())
-    assert list(df.columns) == list(LEARNING_CURVE_COLUMNS)
+    assert list(df.columns) == list(tables.LEARNING_CURVE_COLUMNS)
     assert set(df["pretraining"]) == {"proxy", "none", "structure_only"}
     ok = df[df["status"] == "ok"]
     assert set(ok["n_train"]) == {4, 8} and (ok["n_test"] == 6).all()

@@ -8,9 +8,10 @@ import pytest
 from rdkit import Chem
 from test_learning_training import SMILES, TINY
 
+from smmflow import tables
 from smmflow.chem.donors import donor_first_ligand, ligand_id
 from smmflow.ml.data import side_features
-from smmflow.ml.generate import CANDIDATE_COLUMNS, GenerationConfig, generate, predict_kd, slerp
+from smmflow.ml.generate import GenerationConfig, generate, predict_kd, slerp
 from smmflow.ml.generation_metrics import generation_metrics, internal_diversity
 from smmflow.ml.heads.ensemble import fit_kd_ensemble
 from smmflow.ml.vae.trainer import TrainConfig, latent_means, train_vae
@@ -69,7 +70,7 @@ def test_generate_returns_only_valid_donor_first_ligands(tiny_model):
     tm, data = tiny_model
     cfg = GenerationConfig(n_per_strategy=40, top_k_seeds=4, gradient_steps=5)
     df = generate(tm, cfg, seed=0, known_smiles=data.smiles, known_kd=data.kd[:, 0], known_classes=data.ligand_class)
-    assert list(df.columns) == list(CANDIDATE_COLUMNS)
+    assert list(df.columns) == list(tables.CANDIDATE_COLUMNS)
     assert set(df["strategy"]) <= {"prior", "perturb", "interpolate", "gradient"}
     ok = df[df["status"] == "ok"]
     assert len(ok) > 0

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from smmflow import tables
 from smmflow.ml.data import side_features
 from smmflow.ml.heads.gnn import N_ATOM_FEATURES, N_BOND_FEATURES, KDGraphNet, collate, fit_gnn_ensemble, ligand_graph
-from smmflow.ml.learning_curve import LEARNING_CURVE_COLUMNS
 from smmflow.ml.metrics import r2_score
 from smmflow.ml.published_benchmark import read_published_labels
 
@@ -91,7 +91,7 @@ def test_gnn_lines_in_the_learning_curve(tmp_path):
     df, extra = proxy_pretraining_curve(data, [5, 20, 100], 10, 0, 0, {}, TrainConfig(), {}, modes=[],
                                         gnn_modes=["no_vae"], gnn_cfg=gnn,
                                         gnn_targets=lab[["kd2_cm1", "kd8_cm1"]].to_numpy(float))
-    assert list(df.columns) == list(LEARNING_CURVE_COLUMNS)
+    assert list(df.columns) == list(tables.LEARNING_CURVE_COLUMNS)
     assert set(df["kd_model"]) == {"gnn"} and set(df["pretraining"]) == {"no_vae"}
     assert (df.loc[df["n_train"] < 100, "status"] == "ok").all() and df.loc[df["n_train"] == 100, "status"].item() == "failed"
     assert extra["gnn"]["n_targets"] == 2

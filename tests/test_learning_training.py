@@ -151,3 +151,25 @@ def test_training_rejects_too_little_data():
                        d.kd[:1], d.kd_names)
     with pytest.raises(ValueError, match="at least 2"):
         train_vae(one, TINY, TrainConfig(epochs=1), seed=0)
+
+
+def test_fitting_leaves_the_global_random_state_alone():
+    """Seeds come from the config; training, the KD ensemble and the graph head set no global RNG state."""
+    from smmflow.ml.heads.gnn import fit_gnn_ensemble, ligand_graph
+
+    torch.manual_seed(123)
+    np.random.seed(7)
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    data = tiny_data()
+    tm, _, _ = train_vae(data, TINY, TrainConfig(epochs=1, batch_size=4, val_fraction=0.25), seed=3)
+    fit_kd_ensemble(latent_means(tm, data.smiles), data.side, data.kd, seed=0, n_members=2, epochs=2)
+    fit_gnn_ensemble([ligand_graph(s) for s in data.smiles], data.side, data.kd, seed=0, n_members=1, epochs=1)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)
+    # and the seeded result does not depend on the caller's global state
+    torch.manual_seed(999)
+    _, h1, _ = train_vae(data, TINY, TrainConfig(epochs=1, batch_size=4, val_fraction=0.25), seed=3)
+    torch.manual_seed(5)
+    _, h2, _ = train_vae(data, TINY, TrainConfig(epochs=1, batch_size=4, val_fraction=0.25), seed=3)
+    pd.testing.assert_frame_equal(h1.drop(columns=[c for c in h1 if "time" in c or "wall" in c or "_s" in c]),
+                                  h2.drop(columns=[c for c in h2 if "time" in c or "wall" in c or "_s" in c]))

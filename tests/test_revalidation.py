@@ -14,8 +14,6 @@ from smmflow.chem.enumerate import LigandFilters, ligand_space_reason
 from smmflow.ml.generation_metrics import generation_metrics
 from smmflow.stages import report
 from smmflow.stages.revalidation import (
-    REVALIDATION_COLUMNS,
-    SELECTION_COLUMNS,
     hit_threshold,
     revalidation_metrics,
     revalidation_proxies,
@@ -65,7 +63,7 @@ def test_selection_takes_best_novel_unlabelled_and_a_disjoint_baseline():
     cand = _candidates()
     labelled = _labels({ligand_id("[O-]C=CC#N"): 100.0, ligand_id("NCC"): 20.0})
     sel = select_for_revalidation(cand, _pool(), [labelled], top_k=2, baseline_k=3, seed=1)
-    assert list(sel.columns) == list(SELECTION_COLUMNS)
+    assert list(sel.columns) == list(tables.REVALIDATION_SELECTION_COLUMNS)
     gen = sel[sel["source"] == "generated"]
     # best novel + unlabelled + ok, in rank order: not the pool ligand, not the labelled one, not the failed one
     assert gen["smiles"].tolist() == ["[O-]N=C(C)C", "O=CC=CO"]
@@ -128,7 +126,7 @@ def test_table_and_metrics_count_failures_as_misses():
                         "pred_kd2_cm1": [300.0, 250.0, 280.0, 50.0, np.nan], "pred_kd2_std_cm1": 5.0})
     lab = _labels({"G1": 320.0, "G2": 150.0, "G3": None, "B1": 260.0})
     table = revalidation_table(sel, lab, threshold_cm1=200.0)
-    assert list(table.columns) == list(REVALIDATION_COLUMNS)
+    assert list(table.columns) == list(tables.REVALIDATION_COLUMNS)
     assert table["hit"].tolist() == [True, False, False, True, False]
     assert table.loc[2, "status"] == "failed" and "CasscfFailure" in table.loc[2, "reason"]
     assert table.loc[4, "reason"] == "no CASSCF result"

@@ -147,6 +147,26 @@ def test_rerun_does_nothing(repo_root, tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_editing_what_changes_no_result_plans_nothing(repo_root, tiny_run):
+    """Resources, caches and verbosity are not rule params: editing them reruns nothing."""
+    import yaml
+
+    edits = {
+        "casscf": {"mem_mb": 8000, "runtime_min": 99, "threads": 2, "cache_dir": str(tiny_run / "other_cache"),
+                   "settings": {"verbose": 4}},
+        "learning": {"mem_mb": 8000, "runtime_min": 99, "threads": 2, "gpu": True},
+        "proxies": {"shard_runtime_min": 99, "dft": {"threads": 1, "runtime_min": 9}},
+    }
+    (tiny_run / "resources_only.yaml").write_text(yaml.safe_dump(edits))
+    proc = snakemake(repo_root, tiny_run, "-n", "--configfile", str(tiny_run / "tiny.yaml"),
+                     str(tiny_run / "resources_only.yaml"))
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    # ... while a setting that changes the labels does plan the CASSCF jobs again (the check can fail)
+    (tiny_run / "soc.yaml").write_text(yaml.safe_dump({"casscf": {"settings": {"soc_scale": 0.99}}}))
+    proc = snakemake(repo_root, tiny_run, "-n", "--configfile", str(tiny_run / "tiny.yaml"), str(tiny_run / "soc.yaml"))
+    assert job_counts(proc.stdout).get("casscf", 0) > 0, proc.stdout[-3000:]
+
+
 def test_bad_config_fails_with_one_clear_message(repo_root, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("seed: forty-two\n")

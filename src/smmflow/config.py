@@ -8,6 +8,19 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
+#: config keys that change no result (resources, caches, verbosity): rule params leave them out, so
+#: editing them never reruns a job (``snakemake -n`` plans nothing)
+NON_RESULT_KEYS: frozenset[str] = frozenset(
+    {"threads", "mem_mb", "runtime_min", "shard_runtime_min", "gpu", "cache_dir", "max_memory_mb", "verbose"}
+)
+
+
+def result_settings(block: Mapping[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``block`` without the keys that change no result (:data:`NON_RESULT_KEYS`, at any depth) and
+    without the sub-blocks in ``drop``: what a rule's ``params`` may hold."""
+    return {k: (result_settings(v) if isinstance(v, Mapping) else v) for k, v in block.items()
+            if k not in NON_RESULT_KEYS and k not in drop}
+
 
 class ConfigError(ValueError):
     """The configuration breaks its schema; the message names the key, the value and the rule."""

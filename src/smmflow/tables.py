@@ -125,6 +125,7 @@ def usable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that may feed training: ``status == 'ok'``."""
     return df[df["status"] == STATUS_OK]
 
+
 # results/proxies/dft.parquet: PySCF DFT proxies of the free ligand (smmflow.xtb.dft)
 DFT_LIGAND_COLUMNS: Final = (
     "dft_donor_charge",  # IAO (intrinsic atomic orbital, Knizia 2013) charge on the donor atom, e
@@ -144,6 +145,53 @@ DFT_COLUMNS: Final = (
     "status",
     "reason",
     "wall_s",
+)
+
+# results/casscf/selection.tsv: the stratified subset labelled by CASSCF (smmflow.stages.casscf)
+CASSCF_SELECTION_COLUMNS: Final = (LIGAND_ID, "smiles", "ligand_class", "complex_charge", "stratum")
+
+# results/rounds/{r}/generation/candidates.parquet (smmflow.ml.generate)
+CANDIDATE_COLUMNS: Final = (
+    LIGAND_ID, "smiles", "ligand_class", "strategy", "novel", "pred_kd2_cm1",
+    "pred_kd2_std_cm1", "rank", "status", "reason")
+
+# results/rounds/{r}/revalidation/selection.tsv; `source` is one of the SOURCE_* values
+SOURCE_GENERATED: Final = "generated"
+SOURCE_BASELINE: Final = "baseline"
+REVALIDATION_SELECTION_COLUMNS: Final = (
+    LIGAND_ID, "smiles", "ligand_class", "source", "strategy", "pred_kd2_cm1", "pred_kd2_std_cm1",
+)
+# results/rounds/{r}/revalidation/revalidation.tsv
+REVALIDATION_COLUMNS: Final = (
+    *REVALIDATION_SELECTION_COLUMNS, "computed_kd2_cm1", "abs_error_cm1", "hit", "status", "reason",
+)
+
+# results/learning_curve/learning_curve.tsv and the published benchmark's table (smmflow.ml.learning_curve)
+LEARNING_CURVE_COLUMNS: Final = (
+    "n_train", "pretraining", "kd_model", "r2", "mae", "n_test", "target", "seed", "status", "reason")
+
+# resources/published (the GAUSS excerpt): its structural columns -> our names, and its proxy columns
+PUBLISHED_STRUCT_MAP: Final = {
+    "angle_L_Dy_L_deg": "angle_l_dy_l_deg",
+    "dist_Dy_donor1_A": "dist_dy_donor1_a",
+    "dist_Dy_donor2_A": "dist_dy_donor2_a",
+    "struct_1": "struct_1",
+    "struct_2": "struct_2",
+}
+PUBLISHED_STRUCT_FEATURES: Final = tuple(PUBLISHED_STRUCT_MAP.values())
+PUBLISHED_PROXY_TARGETS: Final = ("prop_1", "prop_2", "prop_3")
+
+#: RDKit descriptors of the free ligand computed on the fly (no QM): the donor atom is atom 0.
+RDKIT_PROXY_NAMES: Final = (
+    "gasteiger_donor_charge",  # Gasteiger-Marsili partial charge on the donor atom, e
+    "gasteiger_donor_neighbor_charge_sum",  # summed Gasteiger charge of the donor's neighbours, e
+    "donor_degree",  # heavy-atom neighbours of the donor
+    "donor_total_h",  # hydrogens on the donor
+    "donor_aromatic",  # 1 if the donor is aromatic
+    "donor_in_ring",  # 1 if the donor is in a ring
+    "mol_logp",  # Crippen logP of the ligand
+    "tpsa",  # topological polar surface area, A^2
+    "n_heavy",  # heavy atoms
 )
 
 

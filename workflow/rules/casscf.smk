@@ -35,11 +35,8 @@ rule casscf:
     output:
         result=R("casscf/{tier}/{ligand_id}.json"),
     params:
-        settings=lambda wc: {
-            **config["casscf"]["settings"],
-            "tier": wc.tier,
-            "cache_dir": config["casscf"]["cache_dir"] or R("casscf/cache"),
-        },
+        # what changes the result; memory (resources.mem_mb), cache and verbosity do not
+        settings=lambda wc: {**result_settings(config["casscf"]["settings"]), "tier": wc.tier},
     log:
         "logs/casscf/{tier}/{ligand_id}.log",
     benchmark:

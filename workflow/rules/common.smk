@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from smmflow.config import ConfigError, load_schema, validate_config
+from smmflow.config import ConfigError, load_schema, result_settings, validate_config
 
 try:
     validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
@@ -34,9 +34,10 @@ def requested_targets() -> list[str]:
 
 
 def stage_settings(stage: str, drop: tuple[str, ...] = ()) -> dict:
-    """config[stage] without the keys in ``drop``: params that do not affect a rule's output must
-    not rerun it when edited."""
-    return {k: v for k, v in config[stage].items() if k not in drop}
+    """What of config[stage] a rule's params may hold: without the sub-blocks in ``drop`` and without
+    resources, caches and verbosity (smmflow.config.NON_RESULT_KEYS), so that editing what does not
+    change an output never reruns its rule."""
+    return result_settings(config[stage], drop)
 
 
 wildcard_constraints:

@@ -49,7 +49,7 @@ rule learning_curve:
             category="Model",
         ),
     params:
-        settings=lambda wildcards: config["learning"],
+        settings=lambda wildcards: stage_settings("learning"),
     log:
         "logs/learning_curve/learning_curve.log",
     benchmark:
@@ -77,9 +77,9 @@ rule generate:
         # each round samples afresh: seed = learning.seed + round
         # generated ligands must lie in the enumerated ligand space (config["ligands"] rules)
         settings=lambda wildcards: {
-            **config["learning"],
+            **stage_settings("learning"),
             "seed": config["learning"]["seed"] + int(wildcards.round),
-            "ligand_space": config["ligands"],
+            "ligand_space": stage_settings("ligands"),
         },
     log:
         "logs/generate/round{round}.log",
@@ -108,7 +108,7 @@ rule published_benchmark:
         ),
         metrics=R("benchmark/published_learning_curve.json"),
     params:
-        settings=lambda wildcards: config["learning"],
+        settings=lambda wildcards: stage_settings("learning"),
     log:
         "logs/published_benchmark/published_benchmark.log",
     benchmark:

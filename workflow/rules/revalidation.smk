@@ -41,7 +41,7 @@ rule revalidation_proxies:
         proxies=R("rounds/{round}/revalidation/proxies.parquet"),
     params:
         # the xTB settings only: editing the DFT block or the runtime does not rerun xTB
-        settings=lambda wildcards: stage_settings("proxies", drop=("dft", "shard_runtime_min")),
+        settings=lambda wildcards: stage_settings("proxies", drop=("dft",)),
     log:
         "logs/revalidation_proxies/round{round}.log",
     benchmark:

@@ -1,18 +1,27 @@
 """casscf: SA-CASSCF(9,7)+SO for one selected ligand; a failed calculation writes status=failed."""
 
-import logging
+from smmflow.stages.logs import rule_log
 
-from smmflow.abinitio.settings import settings_from_mapping
+snakemake = globals()["snakemake"]  # injected by Snakemake
+log = rule_log(snakemake)  # first: errors of the imports below land in the rule log too
+
 from smmflow.io import read_table, write_json_atomic
-from smmflow.stages.casscf import run_job
+from smmflow.stages.casscf import job_settings, run_job
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-lid = snakemake.wildcards.ligand_id  # noqa: F821
-settings = settings_from_mapping(dict(snakemake.params.settings))  # noqa: F821
-proxies = read_table(snakemake.input.proxies)  # noqa: F821
+cfg = snakemake.config["casscf"]
+# params hold what changes the result; memory follows the rule's mem_mb, the cache and verbosity
+# come from the config without rerunning anything when edited
+settings = job_settings(
+    snakemake.params.settings,
+    mem_mb=snakemake.resources.mem_mb,
+    cache_dir=cfg["cache_dir"] or f"{snakemake.config['results_dir']}/casscf/cache",
+    verbose=cfg["settings"].get("verbose", 0),
+)
+lid = snakemake.wildcards.ligand_id
+proxies = read_table(snakemake.input.proxies)
 rows = proxies[proxies["ligand_id"] == lid]
 if rows.empty:
-    raise ValueError(f"ligand {lid} is not in {snakemake.input.proxies}")  # a bug upstream, not physics  # noqa: F821
+    raise ValueError(f"ligand {lid} is not in {snakemake.input.proxies}")  # a bug upstream, not physics
 res = run_job(rows.iloc[0].to_dict(), settings)
-logging.info("%s %s: status %s %s, wall %.1f s", lid, settings.tier, res["status"], res.get("reason", ""), res["wall_s"])
-write_json_atomic(snakemake.output.result, res)  # noqa: F821
+log.info("%s %s: status %s %s, wall %.1f s", lid, settings.tier, res["status"], res.get("reason", ""), res["wall_s"])
+write_json_atomic(snakemake.output.result, res)

@@ -1,18 +1,15 @@
 """Rule enumerate_ligands: source SMILES files + generator -> ligands.parquet, rejected.tsv."""
 
-import logging
+from smmflow.stages.logs import rule_log
+
+snakemake = globals()["snakemake"]  # injected by Snakemake
+log = rule_log(snakemake)  # first: errors of the imports below land in the rule log too
 
 from smmflow.chem.enumerate import LigandFilters, enumerate_ligands, subsample_ligands
 from smmflow.chem.grower import GeneratorSettings, generated_records
 from smmflow.chem.sources import read_smiles_file
 from smmflow.io import write_table
 
-snakemake = globals()["snakemake"]  # injected by Snakemake
-logging.basicConfig(
-    filename=snakemake.log[0], filemode="w", level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-)
-log = logging.getLogger("enumerate_ligands")
 
 
 def records(cfg: dict):

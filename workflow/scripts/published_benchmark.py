@@ -1,12 +1,13 @@
 """Rule published_benchmark: learning curve of KD2_cm1 on the published excerpt (resources/published)."""
 
-import logging
+from smmflow.stages.logs import rule_log
+
+log = rule_log(snakemake)  # noqa: F821 - first: errors of the imports below land in the rule log too
+
 
 from smmflow.ml.published_benchmark import run_published_benchmark
 from smmflow.ml.vae.trainer import TrainConfig
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
-                    format="%(asctime)s %(name)s %(levelname)s %(message)s")
 s = snakemake.params.settings  # noqa: F821
 b = s["published_benchmark"]
 df = run_published_benchmark(
@@ -18,4 +19,4 @@ df = run_published_benchmark(
     gnn_modes=b["gnn_modes"], gnn_cfg=dict(b["gnn"]), gnn_targets=b["gnn_targets"],
     max_dy_donor_distance_a=b["max_dy_donor_distance_a"],
 )
-logging.info("\n%s", df.to_string())
+log.info("\n%s", df.to_string())

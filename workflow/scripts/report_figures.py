@@ -1,7 +1,10 @@
 """Rule report_figures: parity, hit rate per round, latent space, KD ladders, ligand grid, summary."""
 
+from smmflow.stages.logs import rule_log
+
+log = rule_log(snakemake)  # noqa: F821 - first: errors of the imports below land in the rule log too
+
 import json
-import logging
 
 import numpy as np
 import pandas as pd
@@ -11,9 +14,8 @@ from smmflow import tables
 from smmflow.io import read_table, write_table
 from smmflow.ml.vae.trainer import latent_means, load_trained_model
 from smmflow.stages import report
-from smmflow.stages.revalidation import SOURCE_GENERATED
+from smmflow.tables import SOURCE_GENERATED
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 inp, out = snakemake.input, snakemake.output  # noqa: F821
 
@@ -41,5 +43,5 @@ kd = tables.usable(labels).drop_duplicates("smiles").set_index("smiles")[tables.
 gen = set(reval.loc[reval["source"] == SOURCE_GENERATED, "smiles"])
 report.plot_latent_space(latent_means(tm, smiles), kd.reindex(smiles).to_numpy(float),
                          np.array([s in gen for s in smiles]), out.latent)
-logging.info("%d rounds, %d re-validated ligands, best %s", len(summary), len(reval),
+log.info("%d rounds, %d re-validated ligands, best %s", len(summary), len(reval),
              best[["smiles", tables.FIRST_EXCITED_KD]].to_dict("records"))

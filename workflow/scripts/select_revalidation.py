@@ -1,6 +1,9 @@
 """Rule select_revalidation: top-K generated candidates + K random pool ligands of one round."""
 
-import logging
+from smmflow.stages.logs import rule_log
+
+log = rule_log(snakemake)  # noqa: F821 - first: errors of the imports below land in the rule log too
+
 
 import torch
 
@@ -9,8 +12,6 @@ from smmflow.ml.generate import predict_kd
 from smmflow.ml.vae.trainer import load_trained_model
 from smmflow.stages.revalidation import select_for_revalidation
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
-                    format="%(asctime)s %(name)s %(levelname)s %(message)s")
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 tm = load_trained_model(snakemake.input.model)  # noqa: F821
 predict = (lambda smi, cls: predict_kd(tm, smi, cls)) if tm.ensemble is not None else None
@@ -20,5 +21,5 @@ sel = select_for_revalidation(
     int(snakemake.params.top_k), int(snakemake.params.baseline_k), int(snakemake.params.seed),  # noqa: F821
     predict=predict,
 )
-logging.info("selected %s", sel["source"].value_counts().to_dict())
+log.info("selected %s", sel["source"].value_counts().to_dict())
 write_table(sel, snakemake.output.selection)  # noqa: F821

@@ -47,9 +47,9 @@ def ligand_class_of(smiles: str) -> str:
 
 
 def _mol_from_smiles(smiles: str):
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem, rdBase
 
-    RDLogger.DisableLog("rdApp.*")
+    quiet = rdBase.BlockLogs()  # noqa: F841 - RDKit's parse messages, until this function returns
     if not isinstance(smiles, str) or not smiles.strip():
         raise LigandError("empty SMILES")
     mol = Chem.MolFromSmiles(smiles.strip())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 
 #: Elements that are not metals (everything else, including metalloids B/Si/Ge/As/Sb/Te, is
 #: reported as a metal-like atom by :func:`prepare_parent`).
@@ -206,7 +206,7 @@ def donor_first_ligand(smiles: str) -> tuple[str, str]:
     """
     from rdkit import Chem
 
-    RDLogger.DisableLog("rdApp.*")
+    quiet = rdBase.BlockLogs()  # noqa: F841 - RDKit's parse messages, until this function returns
     if not smiles:
         raise ValueError("empty string")
     if "." in smiles:

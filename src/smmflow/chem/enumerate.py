@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 import pandas as pd
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from smmflow.chem.donors import (
@@ -294,7 +294,7 @@ def enumerate_ligands(
     record becomes a row of ``rejected`` with its reason.
     """
     filters = filters or LigandFilters()
-    RDLogger.DisableLog("rdApp.*")
+    quiet = rdBase.BlockLogs()  # RDKit's messages on bad inputs (they become reject reasons); restored below
     try:
         rows: dict[str, tuple] = {}
         rejected: list[tuple] = []
@@ -354,7 +354,7 @@ def enumerate_ligands(
                     lg.donor_kind,
                 )
     finally:
-        RDLogger.EnableLog("rdApp.*")
+        del quiet
     ligands = pd.DataFrame(list(rows.values()), columns=list(LIGANDS_COLUMNS))
     ligands = ligands.astype(
         {"ligand_charge": "int64", "complex_charge": "int64", "n_heavy": "int64"}

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 
 from smmflow.chem.stability import shape_reason, unstable_reason
 
@@ -254,11 +254,10 @@ def generate_smiles(settings: GeneratorSettings) -> Iterator[str]:
     seen: set[str] = set()
     attempts = 0
     max_attempts = settings.n_molecules * settings.max_attempts_per_molecule
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        while len(seen) < settings.n_molecules and attempts < max_attempts:
-            attempts += 1
-            n = rng.choices(sizes, size_w)[0]
+    while len(seen) < settings.n_molecules and attempts < max_attempts:
+        attempts += 1
+        n = rng.choices(sizes, size_w)[0]
+        with rdBase.BlockLogs():  # RDKit's parse/sanitise noise of rejected graphs; restored before yield
             mol = grow_molecule(rng, n, settings)
             if (
                 mol is None
@@ -267,12 +266,10 @@ def generate_smiles(settings: GeneratorSettings) -> Iterator[str]:
             ):
                 continue
             smi = Chem.MolToSmiles(mol)
-            if smi in seen:
-                continue
-            seen.add(smi)
-            yield smi
-    finally:
-        RDLogger.EnableLog("rdApp.*")
+        if smi in seen:
+            continue
+        seen.add(smi)
+        yield smi
     if len(seen) < settings.n_molecules:
         log.warning(
             "generator: %d of %d molecules after %d attempts (chemical space saturated?)",

@@ -18,31 +18,19 @@ log = logging.getLogger(__name__)
 
 
 # --- cheap proxies computable on the fly ---------------------------------------------------
-#: RDKit descriptors of the free ligand computed on the fly (no QM): the donor atom is atom 0.
-RDKIT_PROXY_NAMES: tuple[str, ...] = (
-    "gasteiger_donor_charge",  # Gasteiger-Marsili partial charge on the donor atom, e
-    "gasteiger_donor_neighbor_charge_sum",  # summed Gasteiger charge of the donor's neighbours, e
-    "donor_degree",  # heavy-atom neighbours of the donor
-    "donor_total_h",  # hydrogens on the donor
-    "donor_aromatic",  # 1 if the donor is aromatic
-    "donor_in_ring",  # 1 if the donor is in a ring
-    "mol_logp",  # Crippen logP of the ligand
-    "tpsa",  # topological polar surface area, A^2
-    "n_heavy",  # heavy atoms
-)
 
 
 TablePaths = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 
 def rdkit_proxies(smiles: str) -> list[float]:
-    """:data:`RDKIT_PROXY_NAMES` for a donor-first SMILES; NaNs if RDKit cannot parse it."""
+    """:data:`tables.RDKIT_PROXY_NAMES` for a donor-first SMILES; NaNs if RDKit cannot parse it."""
     from rdkit import Chem
     from rdkit.Chem import Crippen, rdMolDescriptors, rdPartialCharges
 
     mol = Chem.MolFromSmiles(smiles)
     if mol is None or mol.GetNumAtoms() == 0:
-        return [math.nan] * len(RDKIT_PROXY_NAMES)
+        return [math.nan] * len(tables.RDKIT_PROXY_NAMES)
     rdPartialCharges.ComputeGasteigerCharges(mol)
     d = mol.GetAtomWithIdx(0)
 
@@ -58,8 +46,8 @@ def rdkit_proxies(smiles: str) -> list[float]:
 
 
 def rdkit_proxy_table(smiles: Sequence[str]) -> pd.DataFrame:
-    """One row of :data:`RDKIT_PROXY_NAMES` per SMILES."""
-    return pd.DataFrame([rdkit_proxies(s) for s in smiles], columns=list(RDKIT_PROXY_NAMES))
+    """One row of :data:`tables.RDKIT_PROXY_NAMES` per SMILES."""
+    return pd.DataFrame([rdkit_proxies(s) for s in smiles], columns=list(tables.RDKIT_PROXY_NAMES))
 
 
 # --- KD-head side inputs (structure + class) -----------------------------------------------
@@ -207,7 +195,7 @@ def assemble_learning_data(
     if use_rdkit_proxies:
         rd = rdkit_proxy_table(base["smiles"].tolist())
         proxy = np.hstack([proxy, rd.to_numpy(float)])
-        proxy_names += list(RDKIT_PROXY_NAMES)
+        proxy_names += list(tables.RDKIT_PROXY_NAMES)
     side, side_names = side_features(base, base["ligand_class"].tolist(), struct_features)
     return LearningData(
         smiles=base["smiles"].tolist(), ligand_class=base["ligand_class"].tolist(),

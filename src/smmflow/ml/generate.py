@@ -34,9 +34,6 @@ from smmflow.ml.vae.trainer import TrainedModel, latent_means
 log = logging.getLogger(__name__)
 
 
-CANDIDATE_COLUMNS: tuple[str, ...] = (
-    tables.LIGAND_ID, "smiles", "ligand_class", "strategy", "novel", "pred_kd2_cm1",
-    "pred_kd2_std_cm1", "rank", "status", "reason")
 STRATEGIES: tuple[str, ...] = ("prior", "perturb", "interpolate", "gradient")
 
 
@@ -221,7 +218,7 @@ def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: S
                          "strategy": strat, "novel": canon not in known_canon,
                          "status": tables.STATUS_OK, "reason": ""})
     df = pd.DataFrame(rows)
-    for c in CANDIDATE_COLUMNS:
+    for c in tables.CANDIDATE_COLUMNS:
         if c not in df.columns:
             df[c] = np.nan
     ok = df["status"] == tables.STATUS_OK
@@ -242,7 +239,7 @@ def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: S
                         na_position="last").reset_index(drop=True)
     df["novel"] = df["novel"].astype("boolean")
     df["status"] = df["status"].replace({"duplicate": tables.STATUS_FAILED})
-    return df[list(CANDIDATE_COLUMNS)]
+    return df[list(tables.CANDIDATE_COLUMNS)]
 
 
 def predict_kd(tm: TrainedModel, smiles: Sequence[str], classes: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -262,5 +259,5 @@ def predict_kd(tm: TrainedModel, smiles: Sequence[str], classes: Sequence[str] |
     return mean, sd
 
 
-__all__ = ["CANDIDATE_COLUMNS", "STRATEGIES", "GenerationConfig", "canonical_set", "generate",
+__all__ = ["STRATEGIES", "GenerationConfig", "canonical_set", "generate",
            "gradient_ascent", "predict_kd", "slerp"]

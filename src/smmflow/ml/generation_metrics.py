@@ -15,6 +15,7 @@ Definitions (MOSES-style, but without MOSES's "filters", which reject every char
 from __future__ import annotations
 
 from typing import Sequence
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -53,16 +54,16 @@ def frechet_chemnet_distance(generated: Sequence[str], reference: Sequence[str])
     except ImportError:
         return None, "package fcd not installed"
     try:
-        if not hasattr(np, "row_stack"):  # fcd 1.2 calls np.row_stack, removed in NumPy 2.x
-            np.row_stack = np.vstack  # type: ignore[attr-defined]
-        return float(fcd.get_fcd(list(generated), list(reference), device="cpu")), ""
+        # fcd 1.2 calls np.row_stack, which NumPy 2.x no longer has: lend it for this call only
+        with mock.patch.object(np, "row_stack", np.vstack, create=True):
+            return float(fcd.get_fcd(list(generated), list(reference), device="cpu")), ""
     except Exception as e:  # noqa: BLE001 - a metric must never crash the rule
         return None, f"fcd failed: {type(e).__name__}: {e}"
 
 
 def generation_metrics(candidates: pd.DataFrame, training_smiles: Sequence[str], seed: int,
                        compute_fcd: bool = True) -> dict:
-    """Metrics of a candidates table (see :data:`smmflow.ml.generate.CANDIDATE_COLUMNS`)."""
+    """Metrics of a candidates table (see :data:`smmflow.tables.CANDIDATE_COLUMNS`)."""
     n_decoded = len(candidates)
     failed = candidates[candidates["status"] != tables.STATUS_OK]
     n_dup = int((failed["reason"] == "duplicate").sum())

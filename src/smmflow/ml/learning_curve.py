@@ -37,8 +37,6 @@ from smmflow.ml.vae.trainer import TrainConfig, latent_means, train_vae
 log = logging.getLogger(__name__)
 
 
-LEARNING_CURVE_COLUMNS: tuple[str, ...] = (
-    "n_train", "pretraining", "kd_model", "r2", "mae", "n_test", "target", "seed", "status", "reason")
 PRETRAINING_MODES: tuple[str, ...] = ("proxy", "none", "structure_only")
 #: pretraining options of the graph KD head: no VAE latent, or the latent of one of the two VAEs
 GNN_MODES: tuple[str, ...] = ("no_vae", "proxy", "none")
@@ -130,7 +128,7 @@ def proxy_pretraining_curve(data: LearningData, n_trains: Sequence[int], n_test:
                 return pred
 
             curve_points(mode, "gnn", fit_gnn)
-    return pd.DataFrame(rows, columns=list(LEARNING_CURVE_COLUMNS)), extra
+    return pd.DataFrame(rows, columns=list(tables.LEARNING_CURVE_COLUMNS)), extra
 
 
 def plot_learning_curve(df: pd.DataFrame, path: str | Path, title: str = "") -> None:
@@ -160,15 +158,3 @@ def plot_learning_curve(df: pd.DataFrame, path: str | Path, title: str = "") -> 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
-
-
-# --- the published GAUSS excerpt ----------------------------------------------------------------
-PUBLISHED_STRUCT_MAP: dict[str, str] = {
-    "angle_L_Dy_L_deg": "angle_l_dy_l_deg",
-    "dist_Dy_donor1_A": "dist_dy_donor1_a",
-    "dist_Dy_donor2_A": "dist_dy_donor2_a",
-    "struct_1": "struct_1",
-    "struct_2": "struct_2",
-}
-PUBLISHED_STRUCT_FEATURES: tuple[str, ...] = tuple(PUBLISHED_STRUCT_MAP.values())
-PUBLISHED_PROXY_TARGETS: tuple[str, ...] = ("prop_1", "prop_2", "prop_3")

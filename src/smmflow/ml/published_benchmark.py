@@ -14,13 +14,11 @@ from smmflow import tables
 from smmflow.ml.data import LearningData
 from smmflow.ml.learning_curve import (
     PRETRAINING_MODES,
-    PUBLISHED_PROXY_TARGETS,
-    PUBLISHED_STRUCT_FEATURES,
-    PUBLISHED_STRUCT_MAP,
     plot_learning_curve,
     proxy_pretraining_curve,
 )
 from smmflow.ml.vae.trainer import TrainConfig
+from smmflow.tables import PUBLISHED_PROXY_TARGETS, PUBLISHED_STRUCT_FEATURES, PUBLISHED_STRUCT_MAP, RDKIT_PROXY_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ def published_learning_data(labels_path: str | Path, proxies_path: str | Path | 
     """LearningData of the published excerpt: every SMILES of both files (pretraining pool),
     proxy targets = published prop_1..3 (where present) + the structural columns (where present)
     + on-the-fly RDKit descriptors; KD labels from the labelled excerpt."""
-    from smmflow.ml.data import RDKIT_PROXY_NAMES, rdkit_proxy_table, side_features
+    from smmflow.ml.data import rdkit_proxy_table, side_features
 
     lab = read_published_labels(labels_path)
     frame = lab[["smiles", "ligand_class", *PUBLISHED_STRUCT_FEATURES, *kd_targets]].copy()

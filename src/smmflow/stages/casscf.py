@@ -15,6 +15,7 @@ import pandas as pd
 from smmflow.abinitio import casscf
 from smmflow.abinitio import settings as abinitio_settings
 from smmflow.tables import (
+    CASSCF_SELECTION_COLUMNS,
     G_COLUMNS,
     KD_COLUMNS,
     LABEL_COLUMNS,
@@ -24,8 +25,6 @@ from smmflow.tables import (
     STATUS_OK,
     check_columns,
 )
-
-SELECTION_COLUMNS = (LIGAND_ID, "smiles", "ligand_class", "complex_charge", "stratum")
 
 
 def stratum_labels(proxies: pd.DataFrame, columns: list[str], n_bins: int) -> pd.Series:
@@ -82,7 +81,7 @@ def select_subset(proxies: pd.DataFrame, size: int, seed: int, columns: list[str
     ok = proxies[proxies["status"] == STATUS_OK].drop_duplicates(LIGAND_ID).sort_values(LIGAND_ID)
     ok = ok[ok["complex_xyz"].astype(str).str.len() > 0] if "complex_xyz" in ok else ok
     if ok.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in SELECTION_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in CASSCF_SELECTION_COLUMNS})
     ok = ok.assign(stratum=stratum_labels(ok, list(columns), n_bins).values)
     counts = ok.groupby("stratum").size()
     alloc = allocate(counts, size)
@@ -93,7 +92,7 @@ def select_subset(proxies: pd.DataFrame, size: int, seed: int, columns: list[str
         order = np.random.default_rng(sseed).permutation(len(grp))
         picks.append(grp.iloc[order[: int(alloc[stratum])]])
     sel = pd.concat(picks) if picks else ok.iloc[:0]
-    return sel.loc[:, list(SELECTION_COLUMNS)].sort_values(LIGAND_ID).reset_index(drop=True)
+    return sel.loc[:, list(CASSCF_SELECTION_COLUMNS)].sort_values(LIGAND_ID).reset_index(drop=True)
 
 
 def selected_ids(selection_tsv: str | Path) -> list[str]:
@@ -114,6 +113,15 @@ def complex_from_proxy_row(row: pd.Series | dict):
     if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:
         atoms.arrays["initial_charges"] = atoms.arrays["charges"]
     return atoms
+
+
+def job_settings(result_settings: dict[str, Any], mem_mb: int, cache_dir: str | None,
+                 verbose: int = 0) -> abinitio_settings.CasscfSettings:
+    """Settings of one workflow job: the result-changing settings (the rule's params) plus what changes
+    no result: PySCF's memory from the rule's ``mem_mb`` (7/8 of it; the rest is Python's), the
+    free-ion cache folder and PySCF's verbosity."""
+    return abinitio_settings.settings_from_mapping(
+        {**result_settings, "max_memory_mb": int(mem_mb * 7 // 8), "cache_dir": cache_dir, "verbose": int(verbose)})
 
 
 def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from smmflow.chem.enumerate import LigandFilters
 from smmflow.ml.data import TablePaths, assemble_learning_data, read_extra_smiles
 from smmflow.ml.generate import STRATEGIES, GenerationConfig, generate
 from smmflow.ml.heads.ensemble import _kfold_r2, fit_kd_ensemble
-from smmflow.ml.learning_curve import LEARNING_CURVE_COLUMNS, plot_learning_curve, proxy_pretraining_curve
+from smmflow.ml.learning_curve import plot_learning_curve, proxy_pretraining_curve
 from smmflow.ml.vae.trainer import TrainConfig, latent_means, load_trained_model, save_trained_model, train_vae
 
 
@@ -75,7 +75,7 @@ def learning_curve_from_tables(ligands_path: str | Path, proxies_path: str | Pat
                             "status": tables.STATUS_FAILED, "reason": f"only {n_lab} KD labels"}
                            for k, ms in (("latent_mlp", lc["modes"]), ("gnn", lc.get("gnn_modes", [])))
                            for m in ms for n in lc["n_trains"]],
-                          columns=list(LEARNING_CURVE_COLUMNS))
+                          columns=list(tables.LEARNING_CURVE_COLUMNS))
     else:
         df, _ = proxy_pretraining_curve(data, lc["n_trains"], int(lc["n_test"]), int(lc["split_seed"]),
                                         int(s["seed"]), dict(s["model"]), tcfg, dict(s["ensemble"]), lc["modes"],

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 
 from smmflow import tables
 from smmflow.io import atomic_path
-from smmflow.stages.revalidation import SOURCE_BASELINE, SOURCE_GENERATED
+from smmflow.tables import SOURCE_BASELINE, SOURCE_GENERATED
 
 matplotlib.use("Agg")
 

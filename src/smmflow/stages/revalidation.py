@@ -28,17 +28,6 @@ from smmflow import tables
 log = logging.getLogger(__name__)
 
 
-SOURCE_GENERATED = "generated"
-SOURCE_BASELINE = "baseline"
-
-#: results/rounds/{r}/revalidation/selection.tsv
-SELECTION_COLUMNS: tuple[str, ...] = (
-    tables.LIGAND_ID, "smiles", "ligand_class", "source", "strategy", "pred_kd2_cm1", "pred_kd2_std_cm1",
-)
-#: results/rounds/{r}/revalidation/revalidation.tsv
-REVALIDATION_COLUMNS: tuple[str, ...] = (
-    *SELECTION_COLUMNS, "computed_kd2_cm1", "abs_error_cm1", "hit", "status", "reason",
-)
 
 
 def labelled_ids(labels: Sequence[pd.DataFrame]) -> set[str]:
@@ -78,7 +67,7 @@ def select_for_revalidation(
     seed: int,
     predict: Callable[[list[str], list[str]], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
-    """Top-``top_k`` generated + ``baseline_k`` random pool ligands (``SELECTION_COLUMNS``).
+    """Top-``top_k`` generated + ``baseline_k`` random pool ligands (``tables.REVALIDATION_SELECTION_COLUMNS``).
 
     ``predict(smiles, classes) -> (mean, std)`` gives the baseline its predicted KD2 (the round's
     model); without it the baseline predictions are NaN.
@@ -89,9 +78,9 @@ def select_for_revalidation(
                                       "pred_kd2_cm1", "rank"), "candidates")
     tables.check_columns(pool, (tables.LIGAND_ID, "smiles", "ligand_class"), "ligands")
     done = labelled_ids(labels)
-    gen = top_generated(candidates, top_k, done).assign(source=SOURCE_GENERATED)
+    gen = top_generated(candidates, top_k, done).assign(source=tables.SOURCE_GENERATED)
     base = random_baseline(pool, baseline_k, done | set(gen[tables.LIGAND_ID]), seed)
-    base = base[[tables.LIGAND_ID, "smiles", "ligand_class"]].assign(source=SOURCE_BASELINE, strategy="random")
+    base = base[[tables.LIGAND_ID, "smiles", "ligand_class"]].assign(source=tables.SOURCE_BASELINE, strategy="random")
     base["pred_kd2_cm1"] = np.nan
     base["pred_kd2_std_cm1"] = np.nan
     if predict is not None and len(base):
@@ -99,9 +88,9 @@ def select_for_revalidation(
         base["pred_kd2_cm1"], base["pred_kd2_std_cm1"] = mean, sd
     if len(gen) < top_k:
         log.warning("only %d novel, unlabelled, ranked candidates for top_k=%d", len(gen), top_k)
-    out = pd.concat([gen.reindex(columns=SELECTION_COLUMNS), base.reindex(columns=SELECTION_COLUMNS)],
+    out = pd.concat([gen.reindex(columns=tables.REVALIDATION_SELECTION_COLUMNS), base.reindex(columns=tables.REVALIDATION_SELECTION_COLUMNS)],
                     ignore_index=True)
-    return out[list(SELECTION_COLUMNS)]
+    return out[list(tables.REVALIDATION_SELECTION_COLUMNS)]
 
 
 def revalidation_proxies(selection: pd.DataFrame, pool_proxies: pd.DataFrame | None,
@@ -131,14 +120,14 @@ def hit_threshold(labels: pd.DataFrame, quantile: float = 0.9, threshold_cm1: fl
 
 
 def revalidation_table(selection: pd.DataFrame, labels: pd.DataFrame, threshold_cm1: float) -> pd.DataFrame:
-    """Predicted vs computed first excited KD per selected ligand (``REVALIDATION_COLUMNS``).
+    """Predicted vs computed first excited KD per selected ligand (``tables.REVALIDATION_COLUMNS``).
 
     A ligand without a usable label (xTB or CASSCF failed) keeps status failed and the reason."""
     lab = labels.drop_duplicates(tables.LIGAND_ID).set_index(tables.LIGAND_ID)
     rows = []
     for rec in selection.to_dict("records"):
         lid = rec[tables.LIGAND_ID]
-        out = {c: rec.get(c) for c in SELECTION_COLUMNS}
+        out = {c: rec.get(c) for c in tables.REVALIDATION_SELECTION_COLUMNS}
         if lid in lab.index and lab.at[lid, "status"] == tables.STATUS_OK:
             kd = float(lab.at[lid, tables.FIRST_EXCITED_KD])
             pred = rec.get("pred_kd2_cm1")
@@ -149,7 +138,7 @@ def revalidation_table(selection: pd.DataFrame, labels: pd.DataFrame, threshold_
             out.update(computed_kd2_cm1=np.nan, abs_error_cm1=np.nan, hit=False,
                        status=tables.STATUS_FAILED, reason=reason)
         rows.append(out)
-    return pd.DataFrame(rows, columns=list(REVALIDATION_COLUMNS))
+    return pd.DataFrame(rows, columns=list(tables.REVALIDATION_COLUMNS))
 
 
 def _nan_to_none(x: float) -> float | None:
@@ -163,7 +152,7 @@ def revalidation_metrics(table: pd.DataFrame, threshold_cm1: float) -> dict[str,
     ligands with a usable label. ``improvement_ratio`` = generated / baseline hit rate (None when
     the baseline has no hit); ``improvement_ratio_add_one`` uses (hits + 1) / (n + 2) for both."""
     out: dict[str, Any] = {"threshold_cm1": float(threshold_cm1)}
-    for src in (SOURCE_GENERATED, SOURCE_BASELINE):
+    for src in (tables.SOURCE_GENERATED, tables.SOURCE_BASELINE):
         t = table[table["source"] == src]
         ok = t[t["status"] == tables.STATUS_OK]
         hits = int(ok["hit"].sum())
@@ -180,10 +169,10 @@ def revalidation_metrics(table: pd.DataFrame, threshold_cm1: float) -> dict[str,
             "n_mae": int(len(err)),
             "failure_reasons": sorted(set(t.loc[t["status"] != tables.STATUS_OK, "reason"].astype(str))),
         }
-    g, b = out[SOURCE_GENERATED]["hit_rate"], out[SOURCE_BASELINE]["hit_rate"]
+    g, b = out[tables.SOURCE_GENERATED]["hit_rate"], out[tables.SOURCE_BASELINE]["hit_rate"]
     out["improvement_ratio"] = _nan_to_none(g / b) if g is not None and b else None
     # add-one (Laplace) rates: finite when the baseline has no hit, shrunk toward 1 for small K
-    gs, bs = out[SOURCE_GENERATED], out[SOURCE_BASELINE]
+    gs, bs = out[tables.SOURCE_GENERATED], out[tables.SOURCE_BASELINE]
     if gs["n"] and bs["n"]:
         out["improvement_ratio_add_one"] = ((gs["n_hits"] + 1) / (gs["n"] + 2)) / ((bs["n_hits"] + 1) / (bs["n"] + 2))
     else:
@@ -191,6 +180,5 @@ def revalidation_metrics(table: pd.DataFrame, threshold_cm1: float) -> dict[str,
     return out
 
 
-__all__ = ["REVALIDATION_COLUMNS", "SELECTION_COLUMNS", "SOURCE_BASELINE", "SOURCE_GENERATED",
-           "hit_threshold", "labelled_ids", "random_baseline", "revalidation_metrics", "revalidation_proxies",
+__all__ = ["hit_threshold", "labelled_ids", "random_baseline", "revalidation_metrics", "revalidation_proxies",
            "revalidation_table", "select_for_revalidation", "top_generated"]

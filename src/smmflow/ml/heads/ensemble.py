@@ -10,6 +10,7 @@ from torch import nn
 
 from smmflow.ml.data import Standardizer
 from smmflow.ml.metrics import masked_mse
+from smmflow.ml.rng import preserves_torch_rng
 
 
 # --- KD ensemble on the frozen latent --------------------------------------------------------
@@ -40,6 +41,7 @@ class KDEnsemble:
         return np.nan_to_num(self.in_scaler.transform(x), nan=0.0)
 
 
+@preserves_torch_rng
 def fit_kd_ensemble(mu: np.ndarray, side: np.ndarray, y: np.ndarray, seed: int, n_members: int = 8,
                     hidden: int = 64, epochs: int = 400, learning_rate: float = 3e-3,
                     weight_decay: float = 1e-3, dropout: float = 0.1, log_target: bool = False,

@@ -33,6 +33,7 @@ from torch import nn
 
 from smmflow.ml.data import Standardizer
 from smmflow.ml.metrics import masked_mse
+from smmflow.ml.rng import preserves_torch_rng
 
 ELEMENTS: tuple[str, ...] = ("C", "N", "O", "F", "S", "Cl", "Br", "P")  # + "other"
 MAX_DONOR_DISTANCE = 6  # topological distances >= this share one bin
@@ -187,6 +188,7 @@ class GNNEnsemble:
         return p.mean(0), p.std(0)
 
 
+@preserves_torch_rng
 def fit_gnn_ensemble(graphs: Sequence[LigandGraph], side: np.ndarray, y: np.ndarray, seed: int, *,
                      n_members: int = 5, hidden: int = 64, layers: int = 3, dropout: float = 0.1,
                      epochs: int = 150, batch_size: int = 64, learning_rate: float = 2e-3,

@@ -27,6 +27,7 @@ from smmflow import tables
 from smmflow.ml.data import LearningData, Standardizer, split_indices
 from smmflow.ml.heads.ensemble import KDEnsemble
 from smmflow.ml.metrics import masked_mse
+from smmflow.ml.rng import preserves_torch_rng
 from smmflow.ml.tokenizer import SmilesVocabulary
 from smmflow.ml.vae.model import SmilesVAE, VAEConfig, pick_device
 
@@ -96,6 +97,7 @@ def encode_ids(vocab: SmilesVocabulary, smiles: Sequence[str], max_len: int) -> 
     return torch.tensor([vocab.encode(s, max_len) for s in smiles], dtype=torch.long)
 
 
+@preserves_torch_rng
 def train_vae(data: LearningData, model_cfg: dict, cfg: TrainConfig, seed: int,
               struct_names: Sequence[str] = tables.STRUCTURAL_FEATURES,
               vocab: SmilesVocabulary | None = None,
@@ -108,8 +110,7 @@ def train_vae(data: LearningData, model_cfg: dict, cfg: TrainConfig, seed: int,
     n = len(data.smiles)
     if n < 2:
         raise ValueError(f"need at least 2 ligands to train, got {n}")
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+    torch.manual_seed(seed)  # on a fork of the global generator (preserves_torch_rng)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
