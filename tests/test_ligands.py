@@ -230,7 +230,7 @@ def test_garbage_file_gives_reasons_and_no_crash():
     assert reasons[20].startswith("ring size")
     assert reasons[21].startswith("dummy")
     assert reasons[23].startswith("duplicate") and reasons[24].startswith("duplicate")
-    assert reasons[26].startswith("invalid SMILES")  # undecodable bytes
+    assert reasons[26].startswith("invalid characters")  # undecodable bytes (U+FFFD), not another molecule
     assert "min_heavy_atoms" in reasons[27]
     # blank lines (4, 5) and the comment (1) are not inputs
     assert not {1, 3, 4, 5, 22, 25} & set(reasons)

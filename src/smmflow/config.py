@@ -8,6 +8,8 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
+from smmflow import tables
+
 #: config keys that change no result (resources, caches, verbosity): rule params leave them out, so
 #: editing them never reruns a job (``snakemake -n`` plans nothing)
 NON_RESULT_KEYS: frozenset[str] = frozenset(
@@ -91,4 +93,55 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
                 msg = f"{msg} (check the spelling against workflow/schemas/config.schema.yaml)"
             lines.append(f"config error at '{_where(err)}': {msg}")
         raise ConfigError("\n".join(lines))
+    return config
+
+
+def _numeric_proxy_columns() -> tuple[str, ...]:
+    return (*tables.XTB_LIGAND_COLUMNS, *tables.XTB_COMPLEX_COLUMNS)
+
+
+def semantic_errors(config: Mapping[str, Any]) -> list[str]:
+    """What the schema cannot see: column names against :mod:`smmflow.tables`, ranges that must be
+    ordered, a ligand stage with no input. One line per problem, naming the key."""
+    errors = []
+
+    def unknown(key: str, names, allowed) -> None:
+        bad = [n for n in names if n not in allowed]
+        if bad:
+            errors.append(f"config error at '{key}': unknown column(s) {bad}; known: {sorted(allowed)}")
+
+    numeric = _numeric_proxy_columns()
+    lig = config.get("ligands", {})
+    if lig.get("min_heavy_atoms", 0) > lig.get("max_heavy_atoms", 1 << 30):
+        errors.append(f"config error at 'ligands.min_heavy_atoms': {lig['min_heavy_atoms']} > "
+                      f"max_heavy_atoms {lig['max_heavy_atoms']}")
+    gen = lig.get("generator", {})
+    if gen.get("enabled") and gen.get("min_heavy_atoms", 0) > min(gen.get("max_heavy_atoms", 1 << 30),
+                                                                  lig.get("max_heavy_atoms", 1 << 30)):
+        errors.append(f"config error at 'ligands.generator.min_heavy_atoms': {gen['min_heavy_atoms']} > "
+                      "generator/ligands max_heavy_atoms")
+    if lig and not lig.get("source_files") and not lig.get("user_smiles") and not gen.get("enabled"):
+        errors.append("config error at 'ligands.source_files': no ligand source (source_files and user_smiles "
+                      "are empty and the generator is disabled)")
+    cas = config.get("casscf", {})
+    unknown("casscf.strata_columns", cas.get("strata_columns", []), numeric)
+    learn = config.get("learning", {})
+    dft = tuple(tables.DFT_LIGAND_COLUMNS) if config.get("proxies", {}).get("dft", {}).get("enabled") else ()
+    unknown("learning.proxy_targets", learn.get("proxy_targets", []), (*numeric, *dft))
+    unknown("learning.struct_features", learn.get("struct_features", []), tables.XTB_COMPLEX_COLUMNS)
+    unknown("learning.kd_targets", learn.get("kd_targets", []), tables.KD_COLUMNS[1:])
+    kd = learn.get("kd_targets") or [tables.FIRST_EXCITED_KD]
+    if kd[0] != tables.FIRST_EXCITED_KD:
+        errors.append(f"config error at 'learning.kd_targets': the first target must be {tables.FIRST_EXCITED_KD!r}")
+    pb = learn.get("published_benchmark", {})
+    unknown("learning.published_benchmark.gnn_targets", pb.get("gnn_targets", []), tables.KD_COLUMNS[1:])
+    return errors
+
+
+def check_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Schema validation (with defaults), then :func:`semantic_errors`; raises :class:`ConfigError`."""
+    validate_config(config, schema)
+    errors = semantic_errors(config)
+    if errors:
+        raise ConfigError("\n".join(errors))
     return config

@@ -3,10 +3,10 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from smmflow.config import ConfigError, load_schema, result_settings, validate_config
+from smmflow.config import ConfigError, check_config, load_schema, result_settings
 
 try:
-    validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+    check_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 

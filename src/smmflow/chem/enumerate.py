@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -177,6 +178,30 @@ def _parse(smiles: str) -> Chem.Mol:
     return mol
 
 
+#: characters a SMILES may hold (printable ASCII without space); anything else is rejected
+SMILES_CHARACTER = re.compile(r"[!-~]")
+#: longest accepted input SMILES and most '.'-separated fragments (a single hostile line must not
+#: cost more than a fraction of a second; RDKit's fragment split grows faster than linearly)
+MAX_SMILES_LENGTH = 1000
+MAX_FRAGMENTS = 32
+
+
+def zwitterion_reason(mol: Chem.Mol) -> str | None:
+    """Why a net-neutral molecule with formal charges is refused, or None.
+
+    A charged atom bonded to an atom of opposite charge is one charge-separated group (nitro,
+    N-oxide, azide, ylide) and the molecule stays a neutral parent. Charges on atoms that are not
+    bonded to each other (a betaine such as ``C[N+](C)(C)CC([O-])=O``, an inner salt) make a
+    zwitterion: its anionic end would be classed as a neutral donor although it binds Dy as an anion,
+    so it is rejected.
+    """
+    for atom in mol.GetAtoms():
+        q = atom.GetFormalCharge()
+        if q and not any(nb.GetFormalCharge() * q < 0 for nb in atom.GetNeighbors()):
+            return "zwitterion: formal charges on atoms not bonded to each other (e.g. a betaine)"
+    return None
+
+
 def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
     """Parse and check one source SMILES; return the neutral, H-suppressed parent.
 
@@ -185,10 +210,21 @@ def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
     smiles = smiles.strip()
     if not smiles:
         raise ParentRejected("empty SMILES")
+    bad_chars = sorted({c for c in smiles if not SMILES_CHARACTER.fullmatch(c)})
+    if bad_chars:  # RDKit would drop some of them silently and read another molecule
+        raise ParentRejected("invalid characters: " + " ".join(f"U+{ord(c):04X}" for c in bad_chars))
+    if len(smiles) > MAX_SMILES_LENGTH:
+        raise ParentRejected(f"SMILES too long ({len(smiles)} > {MAX_SMILES_LENGTH} characters)")
+    if smiles.count(".") + 1 > MAX_FRAGMENTS:
+        raise ParentRejected(f"disconnected: {smiles.count('.') + 1} fragments (> {MAX_FRAGMENTS})")
     mol = _parse(smiles)
-    symbols = {a.GetSymbol() for a in mol.GetAtoms()}
     if any(a.GetAtomicNum() == 0 for a in mol.GetAtoms()):
         raise ParentRejected("dummy/wildcard atom")
+    frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    if len(frags) > 1 and filters.fragments == "largest":
+        # the largest fragment before the atom checks: a salt's metal counter-ion does not reject it
+        mol = max(frags, key=lambda m: (m.GetNumHeavyAtoms(), Chem.MolToSmiles(m)))
+    symbols = {a.GetSymbol() for a in mol.GetAtoms()}
     metals = sorted(s for s in symbols if s not in NONMETALS and s not in METALLOIDS)
     if metals:
         raise ParentRejected(f"contains metal: {', '.join(metals)}")
@@ -196,12 +232,8 @@ def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
         raise ParentRejected("isotope-labelled atom")
     if any(a.GetNumRadicalElectrons() for a in mol.GetAtoms()):
         raise ParentRejected("radical (unpaired electrons)")
-    frags = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
-    if len(frags) > 1:
-        if filters.fragments == "reject":
-            raise ParentRejected(f"disconnected: {len(frags)} fragments")
-        mol = max(frags, key=lambda m: (m.GetNumHeavyAtoms(), Chem.MolToSmiles(m)))
-        symbols = {a.GetSymbol() for a in mol.GetAtoms()}
+    if len(frags) > 1 and filters.fragments == "reject":
+        raise ParentRejected(f"disconnected: {len(frags)} fragments")
     bad = sorted(s for s in symbols - {"H"} if s not in filters.elements)
     if bad:
         raise ParentRejected(f"element not allowed: {', '.join(bad)}")
@@ -214,8 +246,11 @@ def prepare_parent(smiles: str, filters: LigandFilters) -> Chem.Mol:
         if charge != 0:
             raise ParentRejected(f"net charge {charge:+d} cannot be neutralised")
     elif any(a.GetFormalCharge() for a in mol.GetAtoms()):
-        # zwitterion -> neutral form; charge-separated groups (nitro, N-oxide, betaine) stay
+        # zwitterion -> neutral form where protons can move; charge-separated groups stay
         mol = rdMolStandardize.Uncharger().uncharge(mol)
+    separated = zwitterion_reason(mol)
+    if separated:
+        raise ParentRejected(separated)
     mol = Chem.RemoveHs(mol)
     n_heavy = mol.GetNumHeavyAtoms()
     if n_heavy < filters.min_heavy_atoms:
