@@ -58,9 +58,20 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o)!r}")
 
 
+TABLE_SUFFIXES: tuple[str, ...] = (".parquet", ".tsv", ".csv")
+
+
+def check_table_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if its suffix names a table format; ValueError (one line) otherwise, before any work."""
+    p = Path(path)
+    if p.suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"unknown table format for {p} (use {', '.join(TABLE_SUFFIXES)})")
+    return p
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write a table atomically; the format follows the suffix (.parquet, .tsv, .csv)."""
-    p = Path(path)
+    p = check_table_path(path)
     with atomic_path(p) as tmp:
         if p.suffix == ".parquet":
             df.to_parquet(tmp, index=False)

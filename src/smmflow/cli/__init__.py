@@ -10,6 +10,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "enumerate": ("smmflow.cli.enumerate", "enumerate donor-first ligands from SMILES files"),
     "build": ("smmflow.cli.build", "build (and xTB-relax) [Dy(H2O)5L2] for one ligand"),
     "casscf": ("smmflow.cli.casscf", "SA-CASSCF(9,7)+SO Kramers doublets of a Dy complex"),
+    "check-config": ("smmflow.cli.check_config", "check config files (YAML syntax with file:line, schema, columns)"),
 }
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from smmflow.chem.conformers import LigandError
+from smmflow.cli.args import float_in, int_at_least
 from smmflow.geometry.builder import build_complex
 from smmflow.geometry.contract import to_extxyz
 from smmflow.geometry.descriptors import structural_descriptors
@@ -22,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="relaxation mode (see smmflow.xtb.relax.relax_complex)")
     ap.add_argument("--waters", choices=("fixed", "rotate"), default="fixed",
                     help="equatorial waters frozen, or turning about their fixed O")
-    ap.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/A (default 0.05)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fmax", type=float_in(1e-4, 10.0), default=0.05, help="force threshold, eV/A (default 0.05)")
+    ap.add_argument("--seed", type=int_at_least(0), default=0)
     ap.add_argument("--ligand-id", default="")
     ap.add_argument("-o", "--output", default="-", help="extxyz file (default: stdout)")
     args = ap.parse_args(argv)

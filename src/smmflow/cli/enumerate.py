@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 
 from smmflow.chem.enumerate import LigandFilters, enumerate_ligands, subsample_ligands
 from smmflow.chem.sources import SourceRecord, read_smiles_file
+from smmflow.cli.args import int_at_least
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """``smmflow enumerate FILE.smi ... -o ligands.parquet --rejected rejected.tsv``"""
-    from smmflow.io import write_table
+    from smmflow.io import check_table_path, write_table
 
     ap = argparse.ArgumentParser(
         prog="smmflow enumerate",
@@ -27,21 +28,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("smiles_files", nargs="*", help=".smi files (first token of a line = SMILES)")
     ap.add_argument("-o", "--output", default="ligands.parquet", help="ligand table (.parquet/.tsv/.csv)")
     ap.add_argument("--rejected", default="rejected.tsv", help="rejected inputs table")
-    ap.add_argument("--generate", type=int, default=0, metavar="N",
+    ap.add_argument("--generate", type=int_at_least(0), default=0, metavar="N",
                     help="also grow N random C/N/O/F molecules (smmflow.chem.grower)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the generator and subsample")
-    ap.add_argument("--max-heavy-atoms", type=int, default=9)
+    ap.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the generator and subsample")
+    ap.add_argument("--max-heavy-atoms", type=int_at_least(1), default=9)
     ap.add_argument("--elements", default="C,N,O,F")
-    ap.add_argument("--max-ligands", type=int, default=None)
+    ap.add_argument("--max-ligands", type=int_at_least(0), default=None)
     ap.add_argument("--amide-nitrogen-donor", action="store_true")
     args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    filters = LigandFilters(
-        elements=frozenset(e.strip() for e in args.elements.split(",") if e.strip()),
-        max_heavy_atoms=args.max_heavy_atoms,
-        amide_nitrogen_donor=args.amide_nitrogen_donor,
-    )
+    try:
+        check_table_path(args.output)
+        check_table_path(args.rejected)
+        filters = LigandFilters(
+            elements=frozenset(e.strip() for e in args.elements.split(",") if e.strip()),
+            max_heavy_atoms=args.max_heavy_atoms,
+            amide_nitrogen_donor=args.amide_nitrogen_donor,
+        )
+    except ValueError as err:
+        print(f"smmflow enumerate: {err}", file=sys.stderr)
+        return 2
     records: list[Iterable[SourceRecord]] = []
     for f in args.smiles_files:
         try:

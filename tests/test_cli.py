@@ -1,0 +1,56 @@
+"""Every CLI error is one line on stderr, without a traceback, before any calculation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def smmflow(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "smmflow.cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    for w in words:
+        assert w in last, last
+
+
+@pytest.mark.parametrize("args,words", [
+    (["enumerate", "good.smi", "-o", "out.txt"], ["unknown table format", "out.txt"]),
+    (["enumerate", "good.smi", "--rejected", "rej.json"], ["unknown table format"]),
+    (["enumerate", "good.smi", "--max-heavy-atoms", "-1"], ["--max-heavy-atoms", "-1 < 1"]),
+    (["enumerate", "good.smi", "--generate", "-5"], ["--generate", "-5 < 0"]),
+    (["enumerate", "missing.smi"], ["not found"]),
+    (["enumerate", "good.smi", "--elements", "C,Xq"], []),
+    (["build", "OC", "--fmax", "-1"], ["--fmax"]),
+    (["build", "C1CC"], ["smmflow build"]),
+    (["nonsense"], ["unknown command"]),
+])
+def test_cli_errors_are_one_line(tmp_path, args, words):
+    (tmp_path / "good.smi").write_text("CCO\n")
+    proc = smmflow(*args, cwd=tmp_path)
+    if args[:1] == ["enumerate"] and "--elements" in args:
+        # an unknown element is not an error: ligands with it are rejected with the reason
+        assert proc.returncode == 0, proc.stderr
+        return
+    assert_one_line_error(proc, *words)
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_check_config_names_file_and_line_of_a_yaml_error(tmp_path, repo_root):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("casscf:\n  subset_size: [1, 2\n")
+    proc = smmflow("check-config", str(bad), "--workflow-dir", str(repo_root))
+    assert_one_line_error(proc, f"{bad}:3:1", "YAML syntax error")
+    ok = smmflow("check-config", str(repo_root / "config/tiny.yaml"), "--workflow-dir", str(repo_root))
+    assert ok.returncode == 0, ok.stderr
+    cols = tmp_path / "cols.yaml"
+    cols.write_text("casscf: {strata_columns: [no_such_column]}\n")
+    assert_one_line_error(smmflow("check-config", str(cols), "--workflow-dir", str(repo_root)),
+                          "'casscf.strata_columns'", "no_such_column")
