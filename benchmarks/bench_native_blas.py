@@ -5,7 +5,7 @@ prints the median wall time of each step and the ratio default / forced measured
   * dgemm 2000x2000x2000 through pyscf.lib.dot,
   * the DF integral transformation of one SA-CASSCF macro-iteration: PySCF's (mc.ao2mo, df_ao2mo)
     and smmflow.abinitio.lowrank_df.df_casscf_integrals (df_ao2mo_smmflow),
-  * one augmented-Hessian JK build (smmflow.abinitio.lowrank_df.low_rank_jk_in_ah): the first of a
+  * one augmented-Hessian JK build (smmflow.abinitio.lowrank_df.LowRankDFCASSCF.update_jk_in_ah): the first of a
     macro-iteration (ah_jk) and the median of three later ones (ah_jk_reuse, fixed-factor
     products kept from the first),
 on [Dy(H2O)5(OH)2]+, full tier (243 AOs).
@@ -50,7 +50,7 @@ def child(forced: bool) -> dict[str, float]:
     settings = abinitio_settings.CasscfSettings(tier="full")
     region = regions.partition(hydroxide_complex(), "full")
     mol = molecule.build_molecule(region.symbols, region.coords, region.charge, 5, settings)
-    mf = molecule._make_scf(mol, None, settings, use_df=True)
+    mf = molecule.make_scf(mol, None, settings, use_df=True)
     ref = free_ion.free_ion_reference(abinitio_settings.CasscfSettings(tier="full", cache_dir=str(ROOT / "results/casscf/cache")))
     mo, ncore, _ = start_orbitals.ion_plus_fragments_start(mol, ref, region, settings)
     mc = mcscf.DFCASSCF(mf, abinitio_settings.NCAS, abinitio_settings.NELECAS, ncore=ncore)
@@ -65,7 +65,7 @@ def child(forced: bool) -> dict[str, float]:
     r = rng.standard_normal((nmo, nmo)) * 1e-3
     r = r - r.T
     casdm1 = np.eye(abinitio_settings.NCAS) * 2.0 / abinitio_settings.NCAS
-    jk = lowrank_df.low_rank_jk_in_ah(mc)
+    jk = lowrank_df.low_rank_dfcasscf(mf, abinitio_settings.NCAS, abinitio_settings.NELECAS, ncore=ncore).update_jk_in_ah
     t = time.perf_counter()
     jk(mo, r, casdm1, eris)
     out["ah_jk"] = time.perf_counter() - t

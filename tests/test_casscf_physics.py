@@ -95,7 +95,7 @@ def test_configuration_average_solver_equals_augmented_hessian_for_dy(settings):
     ref = abinitio_free_ion.free_ion_reference(settings)
     mol = molecule.build_molecule(region.symbols, region.coords, region.charge, 5, settings)
     v_pc = molecule.point_charge_potential(mol, region.mm_coords, region.mm_charges)
-    mf = molecule._make_scf(mol, v_pc, settings, use_df=False, eri=ref.eri)
+    mf = molecule.make_scf(mol, v_pc, settings, use_df=False, eri=ref.eri)
     outs = [solve(mf, ref.mo_coeff, abinitio_settings.DY_CORE_ORBITALS, settings)
             for solve in (solvers.run_sa_casscf, solvers.run_average_casscf)]
     assert [o.solver for o in outs] == ["augmented_hessian", "average"]

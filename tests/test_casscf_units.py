@@ -133,19 +133,20 @@ def test_embedded_never_cuts_multiple_bonds_and_pieces_are_closed_shell(smiles):
 
 
 def _small_df_casscf():
+    """A small DF-ROHF, PySCF's DF-CASSCF of it and the same with :class:`LowRankDFCASSCF`."""
     from pyscf import gto, mcscf, scf
 
     mol = gto.M(atom="O 0 0 0; H 0 0.76 0.58; H 0 -0.76 0.58; O 2.8 0 0; H 3.3 0.7 0.3; H 3.3 -0.7 0.3",
                 basis="6-31g", spin=2, verbose=0)
     mf = scf.ROHF(mol).density_fit().run()
-    return mol, mf, mcscf.DFCASSCF(mf, 4, (3, 1))
+    return mol, mf, mcscf.DFCASSCF(mf, 4, (3, 1)), lowrank_df.low_rank_dfcasscf(mf, 4, (3, 1))
 
 
 @pytest.mark.parametrize("n_frozen", [0, 2])
 def test_low_rank_ah_jk_equals_pyscf(n_frozen):
     """The low-rank augmented-Hessian JK (embedded/full speed-up) reproduces PySCF's dense one,
     also with frozen core rows (which it drops from the trial density)."""
-    mol, mf, mc = _small_df_casscf()
+    mol, mf, mc, lr = _small_df_casscf()
     rng = np.random.default_rng(0)
     nmo = mf.mo_coeff.shape[1]
     x = rng.normal(size=(nmo, nmo))
@@ -155,38 +156,40 @@ def test_low_rank_ah_jk_equals_pyscf(n_frozen):
     casdm1 = rng.normal(size=(4, 4))
     casdm1 = casdm1 + casdm1.T
     va0, vc0 = mc.update_jk_in_ah(mf.mo_coeff, x, casdm1, None)
-    va1, vc1 = lowrank_df.low_rank_jk_in_ah(mc)(mf.mo_coeff, x, casdm1, None)
+    va1, vc1 = lr.update_jk_in_ah(mf.mo_coeff, x, casdm1, None)
     assert np.abs(va0).max() > 0.1
     np.testing.assert_allclose(va1, va0, atol=1e-10)
     np.testing.assert_allclose(vc1, vc0, atol=1e-10)
 
 
 def test_low_rank_get_jk_equals_pyscf():
-    mol, mf, mc = _small_df_casscf()
+    """LowRankJK.get_jk of the DF-CASSCF and of the DF-SCF (smmflow's make_scf) equals PySCF's."""
+    from pyscf import lib
+
+    mol, mf, mc, lr = _small_df_casscf()
+    mf_lr = lib.set_class(mf.copy(), (lowrank_df.LowRankJK, mf.__class__))
     c = mf.mo_coeff
-    get_jk = lowrank_df.low_rank_get_jk(mc.get_jk)
     for dm in (c[:, :5] @ c[:, :5].T, c[:, :5] @ c[:, :5].T - 0.3 * c[:, 6:7] @ c[:, 6:7].T):
         vj0, vk0 = mc.get_jk(mol, dm)
-        vj1, vk1 = get_jk(mol, dm)
-        np.testing.assert_allclose(vj1, vj0, atol=1e-10)
-        np.testing.assert_allclose(vk1, vk0, atol=1e-10)
+        for vj1, vk1 in (lr.get_jk(mol, dm), mf_lr.get_jk(mol, dm)):
+            np.testing.assert_allclose(vj1, vj0, atol=1e-10)
+            np.testing.assert_allclose(vk1, vk0, atol=1e-10)
     pair = (c[:, :5] @ c[:, :5].T, c[:, 6:9] @ np.diag([1.5, 1.0, 0.5]) @ c[:, 6:9].T)
     vj0, vk0 = mc.get_jk(mol, pair)
-    vj1, vk1 = get_jk(mol, pair)
+    vj1, vk1 = lr.get_jk(mol, pair)
     np.testing.assert_allclose(vj1, vj0, atol=1e-10)
     np.testing.assert_allclose(vk1, vk0, atol=1e-10)
 
 
 def test_low_rank_ah_jk_reuses_fixed_factors_within_a_macro_iteration():
     """Later AH steps of one macro-iteration reuse C^T L_P [C_core, C_act casdm1] from the first
-    step: same numbers as PySCF for a second trial rotation, and new orbitals are not served from
-    the cache of the old ones."""
-    mol, mf, mc = _small_df_casscf()
+    step (kept in the object's ``_ah_cache``): same numbers as PySCF for a second trial rotation,
+    and new orbitals are not served from the cache of the old ones."""
+    mol, mf, mc, lr = _small_df_casscf()
     rng = np.random.default_rng(1)
     nmo = mf.mo_coeff.shape[1]
     casdm1 = rng.normal(size=(4, 4))
     casdm1 = casdm1 + casdm1.T
-    ah = lowrank_df.low_rank_jk_in_ah(mc)
     mo = mf.mo_coeff
     u = np.linalg.qr(rng.normal(size=(nmo, nmo)))[0]
     hits = []
@@ -194,44 +197,109 @@ def test_low_rank_ah_jk_reuses_fixed_factors_within_a_macro_iteration():
         x = rng.normal(size=(nmo, nmo))
         x = x - x.T
         va0, vc0 = mc.update_jk_in_ah(orbitals, x, casdm1, None)
-        va1, vc1 = ah(orbitals, x, casdm1, None)
+        va1, vc1 = lr.update_jk_in_ah(orbitals, x, casdm1, None)
         np.testing.assert_allclose(va1, va0, atol=1e-10)
         np.testing.assert_allclose(vc1, vc0, atol=1e-10)
-        hits.append(ah.cache["hits"])
+        hits.append(lr._ah_cache["hits"])
     assert hits == [0, 1, 0]  # kept after the first step, reused once, dropped for new orbitals
+    lr.reset()
+    assert lr._ah_cache == {}
 
 
 def test_df_casscf_integrals_equal_pyscf():
     """The in-memory DF-CASSCF integral transformation gives PySCF's ppaa, papa, j_pc, k_pc, vhf_c."""
     from pyscf.mcscf import df as mcdf
 
-    mol, mf, mc = _small_df_casscf()
+    mol, mf, mc, lr = _small_df_casscf()
     rng = np.random.default_rng(2)
     nmo = mf.mo_coeff.shape[1]
     mo = mf.mo_coeff @ np.linalg.qr(rng.normal(size=(nmo, nmo)))[0]  # not the SCF orbitals
     ref = mcdf._ERIS(mc, mo, mc.with_df)
-    got = lowrank_df.df_casscf_integrals(mc, mo)
-    for name in ("ppaa", "papa", "j_pc", "k_pc", "vhf_c"):
-        a, b = np.asarray(getattr(ref, name)), getattr(got, name)
-        assert b.shape == a.shape, name
-        assert np.abs(a).max() > 1e-3, name
-        np.testing.assert_allclose(b, a, atol=1e-10, err_msg=name)
+    for got in (lowrank_df.df_casscf_integrals(mc, mo), lr.ao2mo(mo)):
+        assert isinstance(got, lowrank_df.DfCasscfIntegrals)
+        for name in ("ppaa", "papa", "j_pc", "k_pc", "vhf_c"):
+            a, b = np.asarray(getattr(ref, name)), getattr(got, name)
+            assert b.shape == a.shape, name
+            assert np.abs(a).max() > 1e-3, name
+            np.testing.assert_allclose(b, a, atol=1e-10, err_msg=name)
 
 
 def test_state_averaged_df_casscf_with_the_faster_pieces_matches_pyscf():
     """A whole SA-CASSCF with the low-rank AH exchange, low-rank get_jk and in-memory integrals
-    converges to PySCF's own state energies."""
+    (LowRankDFCASSCF) converges to PySCF's own state energies."""
     from pyscf import mcscf
 
-    mol, mf, _ = _small_df_casscf()
+    mol, mf, _, _ = _small_df_casscf()
     energies = []
-    for patched in (False, True):
-        mc = mcscf.DFCASSCF(mf, 4, (3, 1))
-        if patched:
-            lowrank_df.use_low_rank_df(mc)
+    for low_rank in (False, True):
+        mc = lowrank_df.low_rank_dfcasscf(mf, 4, (3, 1)) if low_rank else mcscf.DFCASSCF(mf, 4, (3, 1))
         mc = mc.state_average_([0.5, 0.5])
+        assert isinstance(mc, lowrank_df.LowRankDFCASSCF) == low_rank
         mc.conv_tol = 1e-10
         mc.kernel()
         assert mc.converged
         energies.append(np.asarray(mc.e_states))
     np.testing.assert_allclose(energies[1], energies[0], atol=1e-8)
+
+
+def _pyscf_method_names() -> set[str]:
+    """Names of the methods of PySCF's SCF, CASSCF, DF and FCI classes."""
+    from pyscf import df, fci, scf
+    from pyscf.mcscf import casci, mc1step
+
+    classes = (scf.hf.SCF, scf.rohf.ROHF, mc1step.CASSCF, casci.CASCI, df.DF, fci.direct_spin1.FCISolver)
+    return {n for cls in classes for n in dir(cls) if not n.startswith("__") and callable(getattr(cls, n, None))}
+
+
+def test_no_instance_patches_of_pyscf_methods_in_the_engine_source():
+    """The engine extends PySCF by subclasses/mixins, never by assigning a method on an instance
+    (``mf.get_hcore = ...``): no attribute assignment in smmflow.abinitio targets a PySCF method name."""
+    import ast
+    from pathlib import Path
+
+    import smmflow.abinitio
+
+    methods = _pyscf_method_names()
+    patched = []
+    for path in Path(smmflow.abinitio.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            for t in targets:
+                if isinstance(t, ast.Attribute) and t.attr in methods and not (isinstance(t.value, ast.Name) and t.value.id == "self"):
+                    patched.append(f"{path.name}:{node.lineno}: .{t.attr} =")
+    assert not patched, patched
+
+
+def test_scf_and_df_casscf_objects_carry_no_instance_patches():
+    """make_scf and low_rank_dfcasscf compose classes: get_hcore/get_jk/update_jk_in_ah/ao2mo are
+    methods of smmflow's mixins found through the class, none is in the instance ``__dict__``,
+    also after PySCF's ``state_average_`` (which derives a class from ``mc.__class__``)."""
+    import types
+
+    from pyscf import mcscf, scf
+    from pyscf.df.df_jk import _DFHF
+    from pyscf.x2c.sfx2c1e import SFX2C1E_SCF
+
+    from smmflow.abinitio import molecule
+
+    s = settings.CasscfSettings(basis={"default": "6-31g"}, auxbasis="etb")
+    mol = molecule.build_molecule(["O", "H", "H", "O", "H", "H"],
+                                  [[0, 0, 0], [0, 0.76, 0.58], [0, -0.76, 0.58], [2.8, 0, 0], [3.3, 0.7, 0.3], [3.3, -0.7, 0.3]],
+                                  0, 2, s)
+    v = molecule.point_charge_potential(mol, np.array([[0.0, 0.0, 4.0]]), np.array([0.5]))
+    mf = molecule.make_scf(mol, v, s, use_df=True)
+    assert isinstance(mf, (molecule.PointChargeSCF, lowrank_df.LowRankJK, _DFHF, SFX2C1E_SCF, scf.rohf.ROHF))
+    for name, owner in (("get_hcore", molecule.PointChargeSCF), ("get_jk", lowrank_df.LowRankJK)):
+        assert name not in vars(mf), name
+        assert getattr(mf, name).__func__ is getattr(owner, name), name
+    np.testing.assert_allclose(mf.get_hcore(), scf.ROHF(mol).sfx2c1e().get_hcore() + v, atol=1e-12)
+    mf.kernel()
+    mc = lowrank_df.low_rank_dfcasscf(mf, 4, (3, 1)).state_average_([0.5, 0.5])
+    assert isinstance(mc, (lowrank_df.LowRankDFCASSCF, mcscf.df._DFCASSCF, mcscf.addons.StateAverageMCSCF))
+    for name in ("update_jk_in_ah", "get_jk", "ao2mo"):
+        assert name not in vars(mc), name
+        assert getattr(mc, name).__func__ is getattr(lowrank_df.LowRankDFCASSCF, name), name
+    for obj in (mf, mc):
+        funcs = [k for k, val in vars(obj).items() if isinstance(val, (types.FunctionType, types.MethodType))]
+        assert not funcs, funcs
+

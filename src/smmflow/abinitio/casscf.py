@@ -28,7 +28,7 @@ import numpy as np
 
 from smmflow.abinitio import magnetism, spin_orbit
 from smmflow.abinitio.free_ion import FreeIonReference, free_ion_reference
-from smmflow.abinitio.molecule import _make_scf, build_molecule, dy_f_population, point_charge_potential
+from smmflow.abinitio.molecule import build_molecule, dy_f_population, make_scf, point_charge_potential
 from smmflow.abinitio.regions import donor_indices, partition
 from smmflow.abinitio.settings import NCAS, NELECAS, SPIN_S, CasscfSettings
 from smmflow.abinitio.solvers import SaCasscfOutcome, run_average_casscf, run_sa_casscf
@@ -58,7 +58,7 @@ def run_complex(atoms, settings: CasscfSettings | None = None) -> dict[str, Any]
     v_pc = point_charge_potential(mol, region.mm_coords, region.mm_charges)
     single_atom = mol.natm == 1
     use_df = settings.density_fit and not single_atom
-    mf = _make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
+    mf = make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
     mo0, ncore, start_info = ion_plus_fragments_start(mol, ref, region, settings)
     t1 = time.perf_counter()
     solve = run_average_casscf if use_df and settings.orbital_optimiser == "average" else run_sa_casscf

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from smmflow.abinitio import spin_orbit
-from smmflow.abinitio.molecule import _make_scf, build_molecule, select_4f_orbitals
+from smmflow.abinitio.molecule import build_molecule, make_scf, select_4f_orbitals
 from smmflow.abinitio.settings import DY_CORE_ORBITALS, NCAS, NELECAS, CasscfFailure, CasscfSettings
 from smmflow.abinitio.solvers import SaCasscfOutcome, run_sa_casscf
 from smmflow.constants import DY_ION_CHARGE
@@ -86,7 +86,7 @@ def _compute_free_ion(mol, settings: CasscfSettings) -> FreeIonReference:
     cand = np.arange(min(mol.nao, nocc + NCAS))
     act, _ = select_4f_orbitals(mol, mf.mo_coeff, cand)
     mo0 = _reorder(mf.mo_coeff, act, DY_CORE_ORBITALS)
-    mf_ci = _make_scf(mol, None, settings, use_df=False, eri=eri)
+    mf_ci = make_scf(mol, None, settings, use_df=False, eri=eri)
     out = run_sa_casscf(mf_ci, mo0, DY_CORE_ORBITALS, settings)
     if not out.converged:
         raise CasscfFailure("free-ion SA-CASSCF did not converge")

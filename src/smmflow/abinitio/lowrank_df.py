@@ -8,38 +8,123 @@ from typing import Any
 import numpy as np
 
 
-def low_rank_jk_in_ah(mc):
-    """Replacement of PySCF's ``CASSCF.update_jk_in_ah`` for density-fitted CASSCF that uses the low
-    rank of the trial densities.
-
-    In every augmented-Hessian step PySCF builds J and K of the two trial densities
-    ``dm3 = C_core r_cv C_v^T + h.c.`` (rank <= 2 ncore) and ``dm4 = C_act casdm1 r_a C^T + h.c.``
-    (rank <= 2 ncas) as if they were dense: 2 x 4 naux nao^3 flops. Here, with the DF factors
-    ``L_P`` and ``dm = a b^T + b a^T``, ``K[dm] = sum_P (L_P a)(L_P b)^T + (L_P b)(L_P a)^T`` and only
-    the rows/columns the Hessian needs (core/active rows, MO columns) are formed:
-    about 8 naux nao^2 (ncore + ncas) flops, 3-4x fewer for ncore ~ 70, nao ~ 300.
-
-    Within one macro-iteration the orbitals ``mo`` and ``casdm1`` are fixed, so the half of the
-    factors that does not depend on the trial rotation (``a = C_core``, ``d = C_act casdm1``) gives
-    the same ``C^T L_P [a d]`` in every AH step: it is kept from the first step of the
-    macro-iteration when it fits in memory (``(ncore + ncas) naux nmo`` doubles, at most half of
-    the free ``max_memory``), which halves the flops of every later step. Exact either way (same
-    numbers as PySCF up to round-off; tested)."""
+def low_rank_get_jk(get_jk_dense, mol=None, dm=None, hermi=1, with_j=True, with_k=True, omega=None):
+    """J and K of ``dm`` through a density-fitted ``get_jk_dense(mol, dm, hermi, with_j=, with_k=,
+    omega=)`` (PySCF's ``_DFHF.get_jk`` or ``_DFCAS.get_jk``), with every positive semidefinite density
+    of low rank (the core and active densities PySCF's DF-CASSCF builds in every gradient update,
+    ERI transformation and ``get_veff``) tagged with its orbitals, so that it goes through PySCF's
+    occupied-orbital DF path (K from ``L_P C``: 2 naux nao^2 rank flops) instead of the dense one
+    (4 naux nao^3). Same numbers; any other density is passed through unchanged (tested)."""
     from pyscf import lib
 
-    with_df = mc.with_df
-    cache: dict[str, Any] = {}
+    def factorised(d):
+        w, u = np.linalg.eigh(0.5 * (d + d.T))
+        scale = max(float(np.abs(w).max()), 1e-300)
+        keep = np.abs(w) > 1e-10 * scale
+        if np.all(w[keep] > 0) and 2 * int(keep.sum()) < d.shape[0]:
+            return lib.tag_array(d, mo_coeff=u[:, keep], mo_occ=w[keep])
+        return None
 
-    def fixed_factor_products(mo, casdm1, moving):
+    if (dm is None or hermi != 1 or omega is not None or not with_k
+            or getattr(dm, "mo_coeff", None) is not None):
+        return get_jk_dense(mol, dm, hermi, with_j=with_j, with_k=with_k, omega=omega)
+    dms = np.asarray(dm)
+    single = dms.ndim == 2
+    stack = dms[None] if single else dms
+    tagged = [factorised(d) for d in stack]
+    if not any(t is not None for t in tagged):
+        return get_jk_dense(mol, dm, hermi, with_j=with_j, with_k=with_k, omega=omega)
+    vj, vk = [], []
+    for d, t in zip(stack, tagged):
+        j, k = get_jk_dense(mol, d if t is None else t, hermi, with_j=with_j, with_k=with_k, omega=omega)
+        vj.append(j)
+        vk.append(k)
+    if single:
+        return vj[0], vk[0]
+    return (np.asarray(vj) if with_j else None), np.asarray(vk)
+
+
+class LowRankJK:
+    """Mixin for a density-fitted PySCF SCF (``_DFHF``) or CASSCF (``_DFCAS``) class: ``get_jk``
+    sends low-rank positive semidefinite densities through the occupied-orbital DF path
+    (:func:`low_rank_get_jk`). Put it before the DF class in the bases, e.g.
+    ``lib.set_class(mf, (LowRankJK, mf.__class__))``."""
+
+    __name_mixin__ = "LowRankJK"
+
+    def get_jk(self, mol=None, dm=None, hermi=1, with_j=True, with_k=True, omega=None):
+        if not getattr(self, "with_df", None):
+            return super().get_jk(mol, dm, hermi, with_j=with_j, with_k=with_k, omega=omega)
+        return low_rank_get_jk(super().get_jk, mol, dm, hermi, with_j, with_k, omega)
+
+
+class LowRankDFCASSCF(LowRankJK):
+    """Mixin on PySCF's DF-CASSCF class (``pyscf.mcscf.df._DFCASSCF`` composed with
+    ``mc1step.CASSCF``) with three exact, faster pieces:
+
+    * ``update_jk_in_ah``: the augmented-Hessian J/K from the DF factors and the low-rank trial
+      densities, with the fixed half of the factor products kept per macro-iteration (``_ah_cache``);
+    * ``get_jk``: low-rank densities through the occupied-orbital DF path (:class:`LowRankJK`);
+    * ``ao2mo``: the in-memory integral transformation :func:`df_casscf_integrals`.
+
+    Composed like PySCF's own mixins (``_DFCASSCF``, ``StateAverageMCSCF``, ``QMMMSCF``):
+    ``lib.set_class(LowRankDFCASSCF(mc), (LowRankDFCASSCF, mc.__class__))`` for a DF-CASSCF ``mc``
+    (:func:`low_rank_dfcasscf`); ``state_average_`` then derives its class from the composed one.
+    Same numbers as PySCF up to round-off (tested). This module does not import PySCF at import
+    time (``smmflow.native_blas`` must load it first), hence a mixin and not a subclass of
+    ``_DFCASSCF``.
+    """
+
+    __name_mixin__ = "LowRank"
+
+    def __init__(self, mc):
+        self.__dict__.update(mc.__dict__)
+        self._ah_cache: dict[str, Any] = {}
+
+    def reset(self, mol=None):
+        self._ah_cache = {}
+        return super().reset(mol)
+
+    def ao2mo(self, mo_coeff=None):
+        if mo_coeff is None:
+            mo_coeff = self.mo_coeff
+        if not self.with_df:
+            return super().ao2mo(mo_coeff)
+        return df_casscf_integrals(self, mo_coeff)
+
+    def _fixed_factor_products(self, mo, casdm1, moving):
         """The cached blocks of C^T L_P [a d] if they belong to these orbitals, else None."""
+        cache = self._ah_cache
         if not cache:
             return None
         same = (cache["mo"].shape == mo.shape and np.array_equal(cache["mo"], mo)
                 and np.array_equal(cache["casdm1"], casdm1) and np.array_equal(cache["moving"], moving))
         return cache["blocks"] if same else None
 
-    def update_jk_in_ah(mo, r, casdm1, eris):
-        ncore, ncas = mc.ncore, mc.ncas
+    def update_jk_in_ah(self, mo, r, casdm1, eris):
+        """PySCF's ``CASSCF.update_jk_in_ah`` for density-fitted CASSCF, using the low rank of the
+        trial densities.
+
+        In every augmented-Hessian step PySCF builds J and K of the two trial densities
+        ``dm3 = C_core r_cv C_v^T + h.c.`` (rank <= 2 ncore) and ``dm4 = C_act casdm1 r_a C^T + h.c.``
+        (rank <= 2 ncas) as if they were dense: 2 x 4 naux nao^3 flops. Here, with the DF factors
+        ``L_P`` and ``dm = a b^T + b a^T``, ``K[dm] = sum_P (L_P a)(L_P b)^T + (L_P b)(L_P a)^T`` and
+        only the rows/columns the Hessian needs (core/active rows, MO columns) are formed:
+        about 8 naux nao^2 (ncore + ncas) flops, 3-4x fewer for ncore ~ 70, nao ~ 300.
+
+        Within one macro-iteration the orbitals ``mo`` and ``casdm1`` are fixed, so the half of the
+        factors that does not depend on the trial rotation (``a = C_core``, ``d = C_act casdm1``)
+        gives the same ``C^T L_P [a d]`` in every AH step: it is kept in ``self._ah_cache`` from the
+        first step of the macro-iteration when it fits in memory (``(ncore + ncas) naux nmo``
+        doubles, at most half of the free ``max_memory``), which halves the flops of every later
+        step. Exact either way (same numbers as PySCF up to round-off; tested)."""
+        if not self.with_df:
+            return super().update_jk_in_ah(mo, r, casdm1, eris)
+        from pyscf import lib
+
+        with_df = self.with_df
+        cache = self._ah_cache
+        ncore, ncas = self.ncore, self.ncas
         nocc = ncore + ncas
         nao, nmo = mo.shape
         moving = np.flatnonzero(np.any(r[:ncore, ncore:] != 0, axis=1))  # frozen rows are zero
@@ -49,12 +134,12 @@ def low_rank_jk_in_ah(mc):
         d = mo[:, ncore:nocc] @ casdm1
         e = mo @ r[ncore:nocc].T  # dm4 = d e^T + e d^T
         nfix = nmv + ncas  # fixed factors [a d]
-        cached = fixed_factor_products(mo, casdm1, moving)
+        cached = self._fixed_factor_products(mo, casdm1, moving)
         keep = False
         if cached is None:
             cache.clear()
             need_mb = nfix * with_df.get_naoaux() * nmo * 8 / 1e6
-            keep = need_mb < 0.5 * (mc.max_memory - lib.current_memory()[0])
+            keep = need_mb < 0.5 * (self.max_memory - lib.current_memory()[0])
             fac = np.hstack([a, d, b, e])  # (nao, nf): fixed [a d] first, then the trial factors
         else:
             fac = np.hstack([b, e])
@@ -100,8 +185,16 @@ def low_rank_jk_in_ah(mc):
         vc = 2.0 * (mo[:, :ncore].T @ vj34 @ mo[:, ncore:]) - (2.0 * k3[:ncore, ncore:] + k4[:, ncore:])
         return va, vc
 
-    update_jk_in_ah.cache = cache  # for inspection (tests): the kept products and their reuse count
-    return update_jk_in_ah
+
+def low_rank_dfcasscf(mf, ncas: int, nelecas, ncore: int | None = None, frozen=None):
+    """``mcscf.DFCASSCF(mf, ...)`` of a density-fitted SCF ``mf`` with :class:`LowRankDFCASSCF` on
+    top (shares ``mf.with_df``)."""
+    from pyscf import lib, mcscf
+
+    if getattr(mf, "with_df", None) is None:
+        raise ValueError("low_rank_dfcasscf needs a density-fitted SCF object (mf.density_fit())")
+    mc = mcscf.DFCASSCF(mf, ncas, nelecas, ncore=ncore, frozen=frozen)
+    return lib.set_class(LowRankDFCASSCF(mc), (LowRankDFCASSCF, mc.__class__))
 
 
 @dataclass
@@ -178,50 +271,3 @@ def df_casscf_integrals(mc, mo: np.ndarray) -> DfCasscfIntegrals:
     vj, vk = mc.get_jk(mc.mol, dm_core)
     vhf_c = mo.T @ (2.0 * vj - vk) @ mo
     return DfCasscfIntegrals(ppaa, papa, j_pc, k_cp.T.copy(), vhf_c)
-
-
-def low_rank_get_jk(get_jk_dense):
-    """Wrap a DF ``get_jk(mol, dm, hermi, ...)`` so that every positive semidefinite density of low
-    rank (the core and active densities PySCF's DF-CASSCF builds in every gradient update, ERI
-    transformation and ``get_veff``) goes through PySCF's occupied-orbital DF path (K from
-    ``L_P C``: 2 naux nao^2 rank flops) instead of the dense one (4 naux nao^3). Same numbers; any
-    other density is passed through unchanged (tested)."""
-    from pyscf import lib
-
-    def factorised(dm):
-        w, u = np.linalg.eigh(0.5 * (dm + dm.T))
-        scale = max(float(np.abs(w).max()), 1e-300)
-        keep = np.abs(w) > 1e-10 * scale
-        if np.all(w[keep] > 0) and 2 * int(keep.sum()) < dm.shape[0]:
-            return lib.tag_array(dm, mo_coeff=u[:, keep], mo_occ=w[keep])
-        return None
-
-    def get_jk(mol=None, dm=None, hermi=1, with_j=True, with_k=True, omega=None):
-        if hermi != 1 or omega is not None or not with_k or getattr(dm, "mo_coeff", None) is not None:
-            return get_jk_dense(mol, dm, hermi, with_j=with_j, with_k=with_k, omega=omega)
-        dms = np.asarray(dm)
-        single = dms.ndim == 2
-        stack = dms[None] if single else dms
-        tagged = [factorised(d) for d in stack]
-        if not any(t is not None for t in tagged):
-            return get_jk_dense(mol, dm, hermi, with_j=with_j, with_k=with_k, omega=omega)
-        vj, vk = [], []
-        for d, t in zip(stack, tagged):
-            j, k = get_jk_dense(mol, d if t is None else t, hermi, with_j=with_j, with_k=with_k, omega=omega)
-            vj.append(j)
-            vk.append(k)
-        if single:
-            return vj[0], vk[0]
-        return (np.asarray(vj) if with_j else None), np.asarray(vk)
-
-    return get_jk
-
-
-def use_low_rank_df(mc):
-    """Give a PySCF DF-CASSCF object (before ``state_average_``) this module's faster, exact
-    pieces: the low-rank AH exchange, the low-rank ``get_jk`` and the in-memory integral
-    transformation. Returns ``mc``."""
-    mc.update_jk_in_ah = low_rank_jk_in_ah(mc)
-    mc.get_jk = low_rank_get_jk(mc.get_jk)
-    mc.ao2mo = lambda mo_coeff=None: df_casscf_integrals(mc, mc.mo_coeff if mo_coeff is None else mo_coeff)
-    return mc

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from smmflow.abinitio.basis import basis_map
-from smmflow.abinitio.lowrank_df import low_rank_get_jk
+from smmflow.abinitio.lowrank_df import LowRankJK
 from smmflow.abinitio.settings import NCAS, CasscfSettings
 from smmflow.constants import ANGSTROM_TO_BOHR
 
@@ -80,18 +80,53 @@ def select_4f_orbitals(mol, mo: np.ndarray, candidates: np.ndarray, ncas: int = 
     return np.asarray(candidates)[np.sort(order)], pop[np.sort(order)]
 
 
-def _make_scf(mol, hcore_extra: np.ndarray | None, settings: CasscfSettings, use_df: bool, eri=None):
-    from pyscf import scf
+class PointChargeSCF:
+    """SCF mixin (composed like PySCF's ``QMMMSCF``): the parent class's one-electron Hamiltonian
+    (sfx2c1e) plus a fixed AO potential ``v_ext`` of ``self.mol`` (point charges; None: nothing
+    added), built on first use and kept until :meth:`reset` (every CASSCF macro-iteration reads it).
+    Add it with :func:`add_point_charge_potential`. The potential belongs to ``self.mol``: the
+    ``mol`` argument of ``get_hcore`` is accepted for PySCF's signature only."""
+
+    __name_mixin__ = "PointCharge"
+    _keys = {"v_ext"}
+
+    def __init__(self, mf, v_ext: np.ndarray | None = None):
+        self.__dict__.update(mf.__dict__)
+        self.v_ext = v_ext
+        self._hcore_ext = None
+
+    def reset(self, mol=None):
+        self._hcore_ext = None
+        return super().reset(mol)
+
+    def get_hcore(self, mol=None):
+        if self._hcore_ext is None:
+            h = super().get_hcore(self.mol)
+            if self.v_ext is not None:
+                h = h + self.v_ext
+            self._hcore_ext = h
+        return self._hcore_ext
+
+
+def add_point_charge_potential(mf, v_ext: np.ndarray | None):
+    """``mf`` with the class ``(PointChargeSCF, mf.__class__)`` (see :class:`PointChargeSCF`)."""
+    from pyscf import lib
+
+    return lib.set_class(PointChargeSCF(mf, v_ext), (PointChargeSCF, mf.__class__))
+
+
+def make_scf(mol, hcore_extra: np.ndarray | None, settings: CasscfSettings, use_df: bool, eri=None):
+    """ROHF + sfx2c1e of ``mol`` (not run), density-fitted with :class:`LowRankJK` when ``use_df``,
+    with the extra one-electron potential ``hcore_extra`` (point charges) via :class:`PointChargeSCF`;
+    ``eri``: exact AO integrals to use instead of recomputing them."""
+    from pyscf import lib, scf
 
     mf = scf.ROHF(mol).sfx2c1e()
     mf.verbose = settings.verbose
     if use_df:
         mf = mf.density_fit(auxbasis=auxbasis_map(mol, settings.auxbasis))
-        mf.get_jk = low_rank_get_jk(mf.get_jk)
-    h = mf.get_hcore(mol)
-    if hcore_extra is not None:
-        h = h + hcore_extra
-    mf.get_hcore = lambda *args, **kwargs: h
+        mf = lib.set_class(mf, (LowRankJK, mf.__class__))
+    mf = add_point_charge_potential(mf, hcore_extra)
     if eri is not None:
         mf._eri = eri
     return mf

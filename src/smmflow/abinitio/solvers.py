@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from smmflow.abinitio.lowrank_df import use_low_rank_df
+from smmflow.abinitio.lowrank_df import low_rank_dfcasscf
 from smmflow.abinitio.settings import N_SEXTETS, NCAS, NELECAS, CasscfFailure, CasscfSettings
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, fro
     if 2 * ncore + sum(NELECAS) != mol.nelectron:
         raise ValueError(f"electron count mismatch: 2*{ncore} + 9 != {mol.nelectron}")
     if getattr(mf, "with_df", None) is not None:
-        mc = mcscf.DFCASSCF(mf, NCAS, NELECAS, ncore=ncore)
-        use_low_rank_df(mc)
+        mc = low_rank_dfcasscf(mf, NCAS, NELECAS, ncore=ncore)
     else:
         mc = mcscf.CASSCF(mf, NCAS, NELECAS, ncore=ncore)
     if frozen:

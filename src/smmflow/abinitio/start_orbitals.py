@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from smmflow.abinitio.free_ion import FreeIonReference
-from smmflow.abinitio.molecule import auxbasis_map, build_molecule, point_charge_potential
+from smmflow.abinitio.molecule import add_point_charge_potential, auxbasis_map, build_molecule, point_charge_potential
 from smmflow.abinitio.regions import QuantumRegion
 from smmflow.abinitio.settings import (
     DY_CORE_ORBITALS,
@@ -70,8 +70,7 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     mf = scf.RHF(env).sfx2c1e()
     if settings.density_fit:
         mf = mf.density_fit(auxbasis=auxbasis_map(env, settings.auxbasis))
-    h = mf.get_hcore(env) + v
-    mf.get_hcore = lambda *a, **k: h
+    mf = add_point_charge_potential(mf, v)
     mf.conv_tol = 1e-7
     mf.max_cycle = 100
     log.info("ligand-shell RHF: %d atoms, %d AOs", env.natm, env.nao)
