@@ -57,7 +57,7 @@ def build(name: str):
 
 
 def run_once(name: str, tier: str, cache: str, overrides: dict | None = None) -> dict:
-    """One ``run_complex`` in a fresh Python process (see the module docstring); its result dict."""
+    """One ``DyCasscfSO(...).kernel()`` in a fresh Python process (see the module docstring); its result dict."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, __file__, "--one", name, tier, str(out), "--cache-dir", cache,
@@ -73,7 +73,7 @@ def one(args) -> None:
     import resource
 
     name, tier, out = args.one
-    res = casscf.run_complex(build(name), settings.CasscfSettings(tier=tier, cache_dir=args.cache_dir, **args.overrides))
+    res = casscf.DyCasscfSO(build(name), settings.CasscfSettings(tier=tier, cache_dir=args.cache_dir), **args.overrides).kernel()
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(out).write_text(json.dumps(res))
 

@@ -303,3 +303,22 @@ def test_scf_and_df_casscf_objects_carry_no_instance_patches():
         funcs = [k for k, val in vars(obj).items() if isinstance(val, (types.FunctionType, types.MethodType))]
         assert not funcs, funcs
 
+
+def test_engine_object_is_configured_by_attributes():
+    """DyCasscfSO: the CasscfSettings fields are attributes (settings, then overrides, then
+    assignments), validated; run_complex is DyCasscfSO(atoms, settings).kernel()."""
+    atoms = hydroxide_complex()
+    base = settings.CasscfSettings(tier="embedded", conv_tol=1e-8)
+    mc = casscf.DyCasscfSO(atoms, base, soc_scale=0.9)
+    assert (mc.tier, mc.conv_tol, mc.soc_scale, mc.orbital_optimiser) == ("embedded", 1e-8, 0.9, "average")
+    mc.conv_tol_grad = 1e-5
+    assert mc.settings == settings.CasscfSettings(tier="embedded", conv_tol=1e-8, soc_scale=0.9, conv_tol_grad=1e-5)
+    assert base.soc_scale == 1.0  # the settings passed in are not modified
+    with pytest.raises(TypeError, match="unknown CASSCF settings"):
+        casscf.DyCasscfSO(atoms, conv_tolerance=1e-9)
+    with pytest.raises(ValueError, match="unknown tier"):
+        casscf.DyCasscfSO(atoms, tier="qmmm")
+    mc.tier = "nonsense"
+    with pytest.raises(ValueError, match="unknown tier"):
+        mc.kernel()
+

@@ -21,6 +21,7 @@ Method (see docs/casscf.md)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -40,50 +41,95 @@ from smmflow.native_blas import select_pyscf_blas_kernel
 # The whole calculation
 # ---------------------------------------------------------------------------------------------
 
+_SETTING_NAMES = tuple(f.name for f in dataclasses.fields(CasscfSettings))
+
+
+class DyCasscfSO:
+    """SA-CASSCF(9,7)+SO Kramers doublets and magnetic properties of one complex (``ase.Atoms``
+    following the geometry contract), configured by attributes and run by :meth:`kernel`, in
+    PySCF's idiom::
+
+        mc = DyCasscfSO(atoms, tier="embedded")  # or DyCasscfSO(atoms, settings, conv_tol=1e-10)
+        mc.soc_scale = 0.95
+        res = mc.kernel()  # the JSON-ready result dict
+
+    The attributes are the fields of :class:`CasscfSettings` (tier, basis, auxbasis, conv_tol, ...;
+    initialised from ``settings`` then ``overrides``); :attr:`settings` gives them back as a
+    (validated) :class:`CasscfSettings`. After :meth:`kernel`: ``result`` (the dict it returns),
+    ``region``, ``mol``, ``_scf`` (the mean-field object the solver used) and ``outcome``
+    (:class:`SaCasscfOutcome`).
+    """
+
+    def __init__(self, atoms, settings: CasscfSettings | None = None, **overrides: Any) -> None:
+        unknown = set(overrides) - set(_SETTING_NAMES)
+        if unknown:
+            raise TypeError(f"unknown CASSCF settings: {', '.join(sorted(unknown))}")
+        base = settings if settings is not None else CasscfSettings()
+        self.atoms = atoms
+        for name in _SETTING_NAMES:
+            setattr(self, name, overrides.get(name, getattr(base, name)))
+        self.check_sanity()
+        self.result: dict[str, Any] | None = None
+        self.region = self.mol = self._scf = self.outcome = None
+
+    def check_sanity(self) -> DyCasscfSO:
+        """Validate the attributes (unknown tier or orbital_optimiser: ``ValueError``)."""
+        _ = self.settings
+        return self
+
+    @property
+    def settings(self) -> CasscfSettings:
+        """The current attributes as a :class:`CasscfSettings` (raises ``ValueError`` if invalid)."""
+        return CasscfSettings(**{name: getattr(self, name) for name in _SETTING_NAMES})
+
+    def kernel(self) -> dict[str, Any]:
+        """Run the calculation; returns (and keeps in ``self.result``) the JSON-ready dict (see the
+        module docstring; ``stages.casscf.label_row`` reads it). Raises ``ValueError`` on bad input
+        and :class:`CasscfFailure` for a physically failed calculation."""
+        select_pyscf_blas_kernel()  # before the first pyscf import of the process
+        settings = self.settings
+        atoms = self.atoms
+        t0 = time.perf_counter()
+        self.region = region = partition(atoms, settings.tier)
+        ref = free_ion_reference(settings)
+        t_ref = time.perf_counter() - t0
+        t_start = time.perf_counter()
+        self.mol = mol = build_molecule(region.symbols, region.coords, region.charge, 5, settings)
+        v_pc = point_charge_potential(mol, region.mm_coords, region.mm_charges)
+        single_atom = mol.natm == 1
+        use_df = settings.density_fit and not single_atom
+        self._scf = mf = make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
+        mo0, ncore, start_info = ion_plus_fragments_start(mol, ref, region, settings)
+        t1 = time.perf_counter()
+        solve = run_average_casscf if use_df and settings.orbital_optimiser == "average" else run_sa_casscf
+        self.outcome = out = solve(mf, mo0, ncore, settings, frozen=start_info.get("n_frozen", 0))
+        t_casscf = time.perf_counter() - t1
+        res = spin_orbit_properties(mol, out, ref, settings, atoms)
+        t_so = time.perf_counter() - t1 - t_casscf
+        res.update(
+            tier=settings.tier,
+            converged=out.converged,
+            macro_iterations=out.macro_iterations,  # configuration-average SCF iterations for "average"
+            orbital_optimiser=out.solver,
+            casscf_history=out.history,
+            n_ao=int(mol.nao),
+            n_quantum_atoms=int(mol.natm),
+            n_point_charges=int(len(region.mm_charges)),
+            n_link_atoms=int(region.n_link_atoms),
+            start=start_info,
+            timings_s={"free_ion_reference": t_ref, "start_orbitals": t1 - t_start, "sa_casscf": t_casscf,
+                       "spin_orbit": t_so},
+            wall_s=time.perf_counter() - t0,
+        )
+        status, reason = validate(res, settings)
+        res["status"], res["reason"] = status, reason
+        self.result = res
+        return res
+
 
 def run_complex(atoms, settings: CasscfSettings | None = None) -> dict[str, Any]:
-    """SA-CASSCF(9,7)+SO Kramers doublets and magnetic properties of one complex (``ase.Atoms``).
-
-    Returns a JSON-ready dict (see :func:`result_keys`); raises ``ValueError`` on bad input and
-    :class:`CasscfFailure` for a physically failed calculation.
-    """
-    select_pyscf_blas_kernel()  # before the first pyscf import of the process
-    settings = settings or CasscfSettings()
-    t0 = time.perf_counter()
-    region = partition(atoms, settings.tier)
-    ref = free_ion_reference(settings)
-    t_ref = time.perf_counter() - t0
-    t_start = time.perf_counter()
-    mol = build_molecule(region.symbols, region.coords, region.charge, 5, settings)
-    v_pc = point_charge_potential(mol, region.mm_coords, region.mm_charges)
-    single_atom = mol.natm == 1
-    use_df = settings.density_fit and not single_atom
-    mf = make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
-    mo0, ncore, start_info = ion_plus_fragments_start(mol, ref, region, settings)
-    t1 = time.perf_counter()
-    solve = run_average_casscf if use_df and settings.orbital_optimiser == "average" else run_sa_casscf
-    out = solve(mf, mo0, ncore, settings, frozen=start_info.get("n_frozen", 0))
-    t_casscf = time.perf_counter() - t1
-    res = spin_orbit_properties(mol, out, ref, settings, atoms)
-    t_so = time.perf_counter() - t1 - t_casscf
-    res.update(
-        tier=settings.tier,
-        converged=out.converged,
-        macro_iterations=out.macro_iterations,  # configuration-average SCF iterations for "average"
-        orbital_optimiser=out.solver,
-        casscf_history=out.history,
-        n_ao=int(mol.nao),
-        n_quantum_atoms=int(mol.natm),
-        n_point_charges=int(len(region.mm_charges)),
-        n_link_atoms=int(region.n_link_atoms),
-        start=start_info,
-        timings_s={"free_ion_reference": t_ref, "start_orbitals": t1 - t_start, "sa_casscf": t_casscf,
-                   "spin_orbit": t_so},
-        wall_s=time.perf_counter() - t0,
-    )
-    status, reason = validate(res, settings)
-    res["status"], res["reason"] = status, reason
-    return res
+    """``DyCasscfSO(atoms, settings).kernel()``: the result dict of one complex."""
+    return DyCasscfSO(atoms, settings).kernel()
 
 
 def spin_orbit_properties(mol, out: SaCasscfOutcome, ref: FreeIonReference, settings: CasscfSettings, atoms=None) -> dict[str, Any]:

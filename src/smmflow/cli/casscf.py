@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"smmflow casscf: {exc}", file=sys.stderr)
         return 2
     try:
-        res = casscf.run_complex(atoms, settings)
+        res = casscf.DyCasscfSO(atoms, settings).kernel()
     except (ValueError, abinitio_settings.CasscfFailure) as exc:
         res = casscf.failed_result(args.tier, str(exc), time.perf_counter() - t0)
         if args.json:
