@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
+from smmflow.geometry.contract import N_FRAME_ATOMS
+
 WATER_O_CHARGE, WATER_H_CHARGE = -0.70, 0.35
 
 
@@ -39,7 +41,7 @@ def dy_complex(lig_symbols: list[str], lig_pos: np.ndarray, lig_charges: list[fl
     n = len(lig_symbols)
     atoms = Atoms(["Dy"] + wsym + list(lig_symbols) * 2, positions=np.vstack([[0, 0, 0], wpos, l1, l2]))
     atoms.info.update(charge=3 + 2 * ligand_charge, ligand_id=ligand_id, smiles=smiles,
-                      donor_indices=[16, 16 + n], n_ligand_atoms=n)
+                      donor_indices=[N_FRAME_ATOMS, N_FRAME_ATOMS + n], n_ligand_atoms=n)
     atoms.arrays["initial_charges"] = np.array([0.0] + wq + list(lig_charges) * 2)
     return atoms
 

@@ -322,3 +322,30 @@ def test_engine_object_is_configured_by_attributes():
     with pytest.raises(ValueError, match="unknown tier"):
         mc.kernel()
 
+
+@pytest.mark.parametrize("smiles", ["[OH-]", "[O-]C(=O)C", "n1ccccc1"])
+def test_donor_atoms_from_the_one_geometry_contract(smiles, tmp_path):
+    """abinitio uses geometry.contract's donor rule: info['donor_indices'], else the first atom of
+    each ligand (n_ligand_atoms), else the two heavy non-frame atoms nearest Dy (a geometry read
+    from a plain XYZ file) give the same donors; the CLI reads files with the contract's reader."""
+    from smmflow.cli.casscf import read_complex
+    from smmflow.geometry import contract
+
+    assert regions.donor_indices is contract.donor_indices and casscf.donor_indices is contract.donor_indices
+    assert not hasattr(regions, "WATER_ATOMS")
+    atoms = hydroxide_complex() if smiles == "[OH-]" else rdkit_ligand_complex(smiles)
+    expect = tuple(atoms.info["donor_indices"])
+    by_count = atoms.copy()
+    del by_count.info["donor_indices"]
+    bare = by_count.copy()
+    del bare.info["n_ligand_atoms"]
+    assert contract.donor_indices(atoms) == contract.donor_indices(by_count) == contract.donor_indices(bare) == expect
+    assert regions.fragment_ids(bare).tolist() == regions.fragment_ids(atoms).tolist()
+    path = tmp_path / "complex.extxyz"
+    path.write_text(contract.to_extxyz(atoms))
+    back = read_complex(str(path), charge=None)
+    assert back.info["charge"] == atoms.info["charge"] and isinstance(back.info["charge"], int)
+    assert back.info["donor_indices"] == list(expect)
+    np.testing.assert_allclose(back.arrays["initial_charges"], atoms.arrays["initial_charges"], atol=1e-7)  # 8 decimals in the file
+    with pytest.raises(ValueError, match="two axial donor"):
+        contract.donor_indices(Atoms("DyOH", positions=[[0, 0, 0], [0, 0, 2.2], [0, 0, 3.1]]))

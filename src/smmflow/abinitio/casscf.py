@@ -30,11 +30,12 @@ import numpy as np
 from smmflow.abinitio import magnetism, spin_orbit
 from smmflow.abinitio.free_ion import FreeIonReference, free_ion_reference
 from smmflow.abinitio.molecule import build_molecule, dy_f_population, make_scf, point_charge_potential
-from smmflow.abinitio.regions import donor_indices, partition
+from smmflow.abinitio.regions import partition
 from smmflow.abinitio.settings import NCAS, NELECAS, SPIN_S, CasscfSettings
 from smmflow.abinitio.solvers import SaCasscfOutcome, run_average_casscf, run_sa_casscf
 from smmflow.abinitio.start_orbitals import ion_plus_fragments_start
 from smmflow.constants import HARTREE_TO_CM1, N_KRAMERS_DOUBLETS_GROUND_MULTIPLET
+from smmflow.geometry.contract import N_FRAME_ATOMS, donor_indices
 from smmflow.native_blas import select_pyscf_blas_kernel
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ def spin_orbit_properties(mol, out: SaCasscfOutcome, ref: FreeIonReference, sett
     tm = magnetism.transition_moment_matrix(mu_kd, easy)
     ueff, ueff_kd = magnetism.blocking_barrier(kd, tm)
     angle = None
-    if atoms is not None and len(atoms) > 16:
+    if atoms is not None and len(atoms) > N_FRAME_ATOMS:
         try:
             d1, d2 = donor_indices(atoms)
             p = atoms.positions

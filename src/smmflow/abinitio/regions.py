@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from smmflow.constants import DY_ION_CHARGE, DY_Z
+from smmflow.geometry.contract import N_FRAME_ATOMS, donor_indices
 
-WATER_ATOMS = slice(1, 16)
 LINK_H_DISTANCE_A = {"C": 1.09, "N": 1.01, "O": 0.96, "S": 1.34}
 
 
@@ -55,12 +55,12 @@ def _point_charges(atoms) -> np.ndarray:
 def fragment_ids(atoms) -> np.ndarray:
     """Fragment of each atom per the geometry contract: 0 Dy, 1..5 waters, 6 ligand 1, 7 ligand 2."""
     n = len(atoms)
-    nl = int(atoms.info.get("n_ligand_atoms", max(0, (n - 16) // 2)))
+    nl = int(atoms.info.get("n_ligand_atoms", max(0, (n - N_FRAME_ATOMS) // 2)))
     frag = np.zeros(n, dtype=int)
-    for i in range(1, min(n, 16)):
+    for i in range(1, min(n, N_FRAME_ATOMS)):
         frag[i] = (i - 1) // 3 + 1
-    frag[16 : 16 + nl] = 6
-    frag[16 + nl :] = 7
+    frag[N_FRAME_ATOMS : N_FRAME_ATOMS + nl] = 6
+    frag[N_FRAME_ATOMS + nl :] = 7
     return frag
 
 
@@ -88,17 +88,6 @@ def is_single_bond(el_i: str, el_j: str, d: float, factor: float = 0.97) -> bool
     return d >= factor * (covalent_radii[atomic_numbers[el_i]] + covalent_radii[atomic_numbers[el_j]])
 
 
-def donor_indices(atoms) -> list[int]:
-    """The two axial donor atoms: from ``atoms.info['donor_indices']`` or the two non-water atoms nearest Dy."""
-    if "donor_indices" in atoms.info:
-        return [int(i) for i in atoms.info["donor_indices"]]
-    d = np.linalg.norm(atoms.positions - atoms.positions[0], axis=1)
-    cand = [i for i in np.argsort(d) if i >= 16 and atoms[i].symbol != "H"]
-    if len(cand) < 2:
-        raise ValueError("cannot identify two axial donor atoms")
-    return [int(cand[0]), int(cand[1])]
-
-
 def partition(atoms, tier: str) -> QuantumRegion:
     """Split the complex into a quantum region and point charges for ``tier``."""
     _check_geometry(atoms)
@@ -113,7 +102,7 @@ def partition(atoms, tier: str) -> QuantumRegion:
     if tier != "embedded":
         raise ValueError(f"unknown tier {tier!r}")
     nbrs = ligand_bond_graph(atoms)
-    quantum = set(range(0, 16)) if len(atoms) >= 16 else {0}
+    quantum = set(range(N_FRAME_ATOMS)) if len(atoms) >= N_FRAME_ATOMS else {0}
     for d in donor_indices(atoms):
         quantum.add(d)
         quantum |= nbrs[d]

@@ -6,9 +6,11 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 from smmflow.abinitio import casscf
 from smmflow.abinitio import settings as abinitio_settings
+from smmflow.geometry.contract import from_extxyz
 from smmflow.io import write_json_atomic
 
 
@@ -25,10 +27,9 @@ def _parse_basis(text: str | None) -> dict[str, str] | None:
 
 
 def read_complex(path: str, charge: int | None):
-    """Read an (extended) XYZ complex; ``charge`` overrides ``atoms.info['charge']``."""
-    from ase.io import read
-
-    atoms = read(path, index=0)
+    """Read the first frame of an (extended) XYZ complex with the geometry contract's reader;
+    ``charge`` overrides ``atoms.info['charge']``; ``charges`` is taken as ``initial_charges``."""
+    atoms = from_extxyz(Path(path).read_text(), index=0)
     if charge is not None:
         atoms.info["charge"] = int(charge)
     if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:

@@ -15,12 +15,24 @@ N_FRAME_ATOMS: int = 1 + 3 * C.N_EQUATORIAL_WATERS  # Dy + 5 waters
 # descriptors
 # --------------------------------------------------------------------------------------------
 def donor_indices(atoms) -> tuple[int, int]:
-    """The two axial donor indices of a complex following the geometry contract."""
+    """The two axial donor indices of a complex following the geometry contract.
+
+    In order: ``atoms.info['donor_indices']`` (the builder sets it); else the first atom of each
+    ligand from ``atoms.info['n_ligand_atoms']``; else, for a geometry from elsewhere (a plain or
+    extended XYZ file without these keys), the two non-hydrogen atoms after the Dy(H2O)5 frame
+    nearest to Dy, in index order (ligand 1 first). ``ValueError`` if there are not two such atoms."""
     if "donor_indices" in atoms.info:
         d = [int(i) for i in np.atleast_1d(atoms.info["donor_indices"])]
         return d[0], d[1]
-    n = int(atoms.info["n_ligand_atoms"])
-    return N_FRAME_ATOMS, N_FRAME_ATOMS + n
+    if "n_ligand_atoms" in atoms.info:
+        n = int(atoms.info["n_ligand_atoms"])
+        return N_FRAME_ATOMS, N_FRAME_ATOMS + n
+    d = np.linalg.norm(atoms.positions - atoms.positions[0], axis=1)
+    cand = [int(i) for i in np.argsort(d) if i >= N_FRAME_ATOMS and atoms[int(i)].symbol != "H"]
+    if len(cand) < 2:
+        raise ValueError("cannot identify two axial donor atoms")
+    first, second = sorted(cand[:2])
+    return first, second
 
 
 def equatorial_oxygen_indices() -> list[int]:
@@ -42,11 +54,12 @@ def to_extxyz(atoms) -> str:
     return buf.getvalue()
 
 
-def from_extxyz(text: str):
-    """Inverse of :func:`to_extxyz`; restores ``donor_indices`` as a list of ints."""
+def from_extxyz(text: str, index: int = -1):
+    """Inverse of :func:`to_extxyz`; restores ``donor_indices`` as a list of ints and ``charge``,
+    ``n_ligand_atoms`` as ints. ``index``: the frame of a multi-frame file (default the last)."""
     from ase.io import read
 
-    atoms = read(io.StringIO(text), format="extxyz")
+    atoms = read(io.StringIO(text), format="extxyz", index=index)
     if "donor_indices" in atoms.info:
         atoms.info["donor_indices"] = [int(i) for i in np.atleast_1d(atoms.info["donor_indices"])]
     for key in ("charge", "n_ligand_atoms"):
