@@ -194,3 +194,22 @@ def test_report_figures_are_written(tmp_path):
     for name in ("parity", "hits", "latent", "ladders", "grid"):
         data = (tmp_path / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000, name
+
+
+def test_kd_ladder_labels_are_spread_but_stay_near_their_levels():
+    ys = [0.0, 530.0, 890.0, 1085.0, 1096.0, 1118.0, 1148.0, 1152.0]
+    gap = 0.045 * 1152.0
+    pos = report.spread_labels(ys, gap)
+    order = np.argsort(ys)
+    assert (np.diff(pos[order]) >= gap - 1e-6).all()  # no two labels closer than the gap
+    assert np.abs(pos - np.asarray(ys)).max() < 4 * gap  # each label stays near its level
+    assert np.allclose(report.spread_labels([0.0, 500.0], gap), [0.0, 500.0])  # far levels untouched
+
+
+def test_report_tables_are_readable_html(tmp_path):
+    df = pd.DataFrame({"round": [0, 1], "generated_hit_rate": [0.75, 1.0], "smiles": ["[O-]C<C", "OC"]})
+    path = tmp_path / "rounds.html"
+    report.write_html_table(df, path, "Re-validation per round")
+    text = path.read_text()
+    assert "<table" in text and "generated_hit_rate" in text and "0.75" in text
+    assert "[O-]C&lt;C" in text  # escaped

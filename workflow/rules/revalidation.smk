@@ -133,7 +133,11 @@ rule report_figures:
         latent=report(R("report/latent_space.png"), caption="../report/latent.rst", category="Model"),
         ladders=report(R("report/kd_ladders.png"), caption="../report/ladders.rst", category="Best ligands"),
         grid=report(R("report/top_ligands.png"), caption="../report/grid.rst", category="Best ligands"),
-        summary=report(R("report/rounds.tsv"), caption="../report/rounds.rst", category="Re-validation"),
+        summary=R("report/rounds.tsv"),
+        summary_html=report(R("report/rounds.html"), caption="../report/rounds.rst", category="Re-validation"),
+        revalidation_html=report(
+            R("report/revalidation.html"), caption="../report/revalidation_all.rst", category="Re-validation"
+        ),
     log:
         "logs/report_figures/report_figures.log",
     benchmark:

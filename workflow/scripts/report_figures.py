@@ -22,6 +22,8 @@ inp, out = snakemake.input, snakemake.output  # noqa: F821
 reval = report.revalidation_by_round(inp.revalidation)
 summary = report.rounds_summary(inp.metrics)
 write_table(summary, out.summary)
+report.write_html_table(summary, out.summary_html, "Re-validation per round: generated vs random pool")
+report.write_html_table(reval, out.revalidation_html, "Re-validated ligands: predicted vs CASSCF first excited KD")
 threshold = json.loads(open(inp.metrics[-1]).read())["threshold_cm1"]
 report.plot_parity(reval, out.parity, threshold)
 report.plot_hit_rate(summary, out.hit_rate)

@@ -147,8 +147,16 @@ def plot_learning_curve(df: pd.DataFrame, path: str | Path, title: str = "") -> 
         label = mode if model == "latent_mlp" else f"{model} ({mode})"
         axes[0].plot(g["n_train"], g["r2"], "o-" if model == "latent_mlp" else "s--", label=label)
         axes[1].plot(g["n_train"], g["mae"], "o-" if model == "latent_mlp" else "s--", label=label)
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    n_values = sorted(ok["n_train"].unique())
     for ax, lab in zip(axes, ("held-out R$^2$", "held-out MAE / cm$^{-1}$")):
         ax.set_xscale("log")
+        if n_values:  # ticks at the label counts, as plain numbers (no 4x10^0 minor labels)
+            ax.xaxis.set_major_locator(FixedLocator(n_values))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("number of KD labels")
         ax.set_ylabel(lab)
         ax.grid(alpha=0.3)

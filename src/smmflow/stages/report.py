@@ -116,21 +116,62 @@ def best_labelled(labels: pd.DataFrame, n: int) -> pd.DataFrame:
     return ok.sort_values([tables.FIRST_EXCITED_KD, tables.LIGAND_ID], ascending=[False, True]).head(n)
 
 
+def spread_labels(ys: Sequence[float], min_gap: float) -> np.ndarray:
+    """Label heights near ``ys`` (any order) with neighbours at least ``min_gap`` apart: close levels
+    are pushed apart symmetrically about their mean, so every label stays readable."""
+    ys = np.asarray(ys, dtype=float)
+    order = np.argsort(ys)
+    pos = ys[order].copy()
+    for _ in range(len(pos)):  # merge overlapping clusters until none overlaps (at most n passes)
+        clusters = [[0]]
+        for i in range(1, len(pos)):
+            if pos[i] - pos[clusters[-1][-1]] < min_gap - 1e-9:
+                clusters[-1].append(i)
+            else:
+                clusters.append([i])
+        if all(len(c) == 1 for c in clusters):
+            break
+        for c in clusters:
+            centre = ys[order][c].mean()
+            pos[c] = centre + (np.arange(len(c)) - (len(c) - 1) / 2) * min_gap
+        for i in range(1, len(pos)):
+            pos[i] = max(pos[i], pos[i - 1] + min_gap)
+    out = np.empty_like(pos)
+    out[order] = pos
+    return out
+
+
 def plot_kd_ladders(best: pd.DataFrame, path: PathLike) -> None:
     """Kramers-doublet ladders (8 KDs of 6H15/2) of the best ligands, each KD annotated with its
-    principal g-values (gx, gy, gz)."""
+    principal g-values (gx, gy, gz); labels of close levels are spread out and joined to their level."""
     n = max(len(best), 1)
-    fig, ax = plt.subplots(figsize=(2.3 * n + 1, 5))
+    fig, ax = plt.subplots(figsize=(2.6 * n + 1, 5.5))
+    top = max([float(best[f"kd{tables.N_KD}_cm1"].max())] if len(best) else [1.0]) or 1.0
     for i, (_, row) in enumerate(best.iterrows()):
-        for k in range(1, tables.N_KD + 1):
-            e = row[f"kd{k}_cm1"]
+        energies = [row[f"kd{k}_cm1"] for k in range(1, tables.N_KD + 1)]
+        label_y = spread_labels(energies, 0.045 * top)
+        for k, (e, y) in enumerate(zip(energies, label_y), start=1):
             ax.hlines(e, i - 0.3, i + 0.3, color="k", lw=1.4)
             g = [row[f"g{k}_{a}"] for a in "xyz"]
-            ax.annotate(f"{g[0]:.2f} {g[1]:.2f} {g[2]:.1f}", (i + 0.32, e), fontsize=6, va="center")
+            ax.plot([i + 0.3, i + 0.36], [e, y], color="0.6", lw=0.5)
+            ax.annotate(f"{g[0]:.2f} {g[1]:.2f} {g[2]:.1f}", (i + 0.37, y), fontsize=6, va="center")
     ax.set_xticks(range(len(best)), [f"{s}\n{c}" for s, c in zip(best["smiles"], best["ligand_class"])],
                   fontsize=7, rotation=20)
-    ax.set(xlim=(-0.6, n - 0.1), ylabel="energy (cm$^{-1}$)", title="KD ladders of the best ligands (labels: gx gy gz)")
+    ax.set(xlim=(-0.6, n + 0.1), ylabel="energy (cm$^{-1}$)", title="KD ladders of the best ligands (labels: gx gy gz)")
     _save(fig, path)
+
+
+def write_html_table(df: pd.DataFrame, path: PathLike, title: str) -> None:
+    """A table as a small standalone HTML page (readable inside the Snakemake report), atomically."""
+    body = df.to_html(index=False, float_format=lambda x: f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}",
+                      na_rep="", border=0, classes="smm")
+    style = ("<style>body{font-family:sans-serif;font-size:13px} table.smm{border-collapse:collapse}"
+             "table.smm td,table.smm th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
+             "table.smm th{background:#f4f4f4}</style>")
+    text = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{style}</head>" \
+           f"<body><h3>{title}</h3>{body}</body></html>\n"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 def draw_ligand_grid(smiles: Sequence[str], legends: Sequence[str], path: PathLike, per_row: int = 4) -> None:
@@ -152,5 +193,5 @@ def draw_ligand_grid(smiles: Sequence[str], legends: Sequence[str], path: PathLi
         img.save(tmp, format="PNG")
 
 
-__all__ = ["best_labelled", "draw_ligand_grid", "plot_hit_rate", "plot_kd_ladders", "plot_latent_space",
+__all__ = ["best_labelled", "draw_ligand_grid", "spread_labels", "write_html_table", "plot_hit_rate", "plot_kd_ladders", "plot_latent_space",
            "plot_parity", "revalidation_by_round", "rounds_summary"]
