@@ -54,3 +54,48 @@ def test_check_config_names_file_and_line_of_a_yaml_error(tmp_path, repo_root):
     cols.write_text("casscf: {strata_columns: [no_such_column]}\n")
     assert_one_line_error(smmflow("check-config", str(cols), "--workflow-dir", str(repo_root)),
                           "'casscf.strata_columns'", "no_such_column")
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("content,args,words", [
+    ("", [], ["empty file"]),
+    ("some notes, not a geometry\n", [], ["not an (extended) XYZ file"]),
+    ("2\n\nXq 0 0 0\nO 0 0 2\n", [], ["unknown element", "Xq"]),
+    ("2\n\nO 0 0 0\nDy 0 0 2\n", ["--charge", "1"], ["atom 1 must be Dy"]),
+    (None, ["--charge", "2"], ["charge +2 does not match", "+1"]),
+    (None, ["--charge", "1", "--soc-scale", "-3"], ["--soc-scale"]),
+    (None, ["--charge", "1", "--tier", "huge"], ["--tier"]),
+])
+def test_casscf_cli_errors_are_one_line_before_any_calculation(tmp_path, content, args, words):
+    f = tmp_path / "in.xyz"
+    if content is None:
+        f.write_text((DATA / "dy_oh2.xyz").read_text())
+    else:
+        f.write_text(content)
+    proc = smmflow("casscf", str(f), *args, "--cache-dir", str(tmp_path / "cache"))
+    assert_one_line_error(proc, *words)
+    assert not (tmp_path / "cache").exists()  # stopped before the free-ion reference
+
+
+def test_plain_xyz_gets_xtb_charges():
+    from smmflow.cli.casscf import add_xtb_charges, check_charge, read_complex
+
+    atoms = read_complex(str(DATA / "dy_oh2.xyz"), 1)
+    assert "initial_charges" not in atoms.arrays
+    check_charge(atoms)
+    add_xtb_charges(atoms)
+    q = atoms.get_initial_charges()
+    assert abs(q.sum() - 1) < 1e-6
+    ref = read_complex(str(DATA / "dy_oh2_xtb_charges.extxyz"), 1).get_initial_charges()
+    assert abs(q - ref).max() < 1e-3  # the charges the shared reference file carries (tblite, same geometry)
+
+
+def test_closed_shell_charge_rule():
+    from smmflow.geometry.builder import build_complex
+    from smmflow.geometry.contract import closed_shell_complex_charge
+
+    assert closed_shell_complex_charge(build_complex("[O-]C", seed=0)) == 1
+    assert closed_shell_complex_charge(build_complex("OC", seed=0)) == 3
+    assert closed_shell_complex_charge(build_complex("[N-]1CCC1", seed=0)) == 1

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from smmflow.abinitio import casscf
 from smmflow.abinitio import settings as abinitio_settings
-from smmflow.geometry.contract import from_extxyz
+from smmflow.cli.args import float_in
+from smmflow.geometry.contract import closed_shell_complex_charge, from_extxyz, ligand_fragments
 from smmflow.io import write_json_atomic
 
 
@@ -28,13 +29,51 @@ def _parse_basis(text: str | None) -> dict[str, str] | None:
 
 def read_complex(path: str, charge: int | None):
     """Read the first frame of an (extended) XYZ complex with the geometry contract's reader;
-    ``charge`` overrides ``atoms.info['charge']``; ``charges`` is taken as ``initial_charges``."""
-    atoms = from_extxyz(Path(path).read_text(), index=0)
+    ``charge`` overrides ``atoms.info['charge']``; ``charges`` is taken as ``initial_charges``.
+
+    Every problem of the file is a one-line ``ValueError`` (no such file, empty, not XYZ, unknown
+    element, Dy not first)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{path}: no such file")
+    text = p.read_text(errors="replace")
+    if not text.strip():
+        raise ValueError(f"{path}: empty file")
+    try:
+        atoms = from_extxyz(text, index=0)
+    except KeyError as exc:  # ASE: unknown chemical symbol
+        raise ValueError(f"{path}: unknown element {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - ASE raises many types for a file that is not XYZ
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not an (extended) XYZ file ({msg})") from None
+    if len(atoms) == 0 or atoms[0].symbol != "Dy":
+        raise ValueError(f"{path}: atom 1 must be Dy (then 5 waters, then the two ligands)")
     if charge is not None:
         atoms.info["charge"] = int(charge)
     if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:
         atoms.arrays["initial_charges"] = atoms.arrays["charges"]
     return atoms
+
+
+def check_charge(atoms) -> None:
+    """The complex charge must be 3 + q(L1) + q(L2) of the closed-shell ligands in the geometry."""
+    want = closed_shell_complex_charge(atoms)
+    got = int(atoms.info["charge"])
+    if got != want:
+        n = len(ligand_fragments(atoms))
+        raise ValueError(f"charge {got:+d} does not match the geometry: Dy(III) + {n} closed-shell ligand "
+                         f"fragment(s) give {want:+d} (an odd-electron ligand is an anion)")
+
+
+def add_xtb_charges(atoms) -> None:
+    """GFN2-xTB (tblite) atomic charges of the complex as ``initial_charges`` (single point)."""
+    from smmflow.xtb.engine import XtbError, gfn2_singlepoint
+
+    try:
+        props = gfn2_singlepoint(atoms.numbers, atoms.positions, int(atoms.info["charge"]))
+    except XtbError as exc:
+        raise ValueError(f"GFN2-xTB charges failed: {exc}") from None
+    atoms.set_initial_charges(props.charges)
 
 
 def format_kd_table(res: dict) -> str:
@@ -57,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--charge", type=int, default=None, help="total charge of the complex (3 + 2 q(L))")
     p.add_argument("--tier", choices=abinitio_settings.TIERS, default="pointcharge")
     p.add_argument("--basis", default=None, help="e.g. 'Dy=x2c-svpall,default=def2-svp'")
-    p.add_argument("--soc-scale", type=float, default=1.0)
+    p.add_argument("--soc-scale", type=float_in(0.5, 1.5), default=1.0, help="scale of the SOC operator")
     p.add_argument("--cache-dir", default=None, help="cache of the free-ion reference (default $SMMFLOW_CACHE or ~/.cache/smmflow)")
     p.add_argument("--json", default=None, help="write the full result here")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -68,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         atoms = read_complex(args.xyz, args.charge)
         if "charge" not in atoms.info:
             raise ValueError("no charge: pass --charge Q")
+        check_charge(atoms)
+        if args.tier != "full" and "initial_charges" not in atoms.arrays:
+            print(f"smmflow casscf: {args.xyz} has no atomic charges: computing GFN2-xTB charges (tblite) "
+                  "for the point charges", file=sys.stderr)
+            add_xtb_charges(atoms)
         kw = dict(tier=args.tier, soc_scale=args.soc_scale, cache_dir=args.cache_dir or abinitio_settings.default_cache_dir())
         basis = _parse_basis(args.basis)
         if basis:

@@ -35,6 +35,41 @@ def donor_indices(atoms) -> tuple[int, int]:
     return first, second
 
 
+def ligand_fragments(atoms) -> list[list[int]]:
+    """Covalently bonded fragments of the atoms after the Dy(H2O)5 frame (1.2 x ASE natural cutoffs), each
+    as a sorted index list: the axial ligands, found from the geometry alone."""
+    from ase.neighborlist import natural_cutoffs, neighbor_list
+
+    lig = atoms[N_FRAME_ATOMS:]
+    if len(lig) == 0:
+        return []
+    i, j = neighbor_list("ij", lig, natural_cutoffs(lig, mult=1.2))  # 1.2: the usual bond tolerance
+    parent = list(range(len(lig)))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in zip(i, j):
+        parent[root(int(a))] = root(int(b))
+    groups: dict[int, list[int]] = {}
+    for a in range(len(lig)):
+        groups.setdefault(root(a), []).append(a + N_FRAME_ATOMS)
+    return sorted(groups.values())
+
+
+def closed_shell_complex_charge(atoms) -> int:
+    """The total charge a closed-shell [Dy(H2O)5L2] of this geometry has: 3 + sum of q(L), where a
+    ligand fragment with an odd electron count as a neutral molecule is a monoanion (q = -1: O-, N-
+    donors) and one with an even count is neutral. Waters are neutral by the contract."""
+    q = C.DY_ION_CHARGE
+    for frag in ligand_fragments(atoms):
+        q -= int(sum(int(atoms.numbers[k]) for k in frag)) % 2
+    return q
+
+
 def equatorial_oxygen_indices() -> list[int]:
     return [1 + 3 * k for k in range(C.N_EQUATORIAL_WATERS)]
 
