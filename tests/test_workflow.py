@@ -167,13 +167,19 @@ def test_editing_what_changes_no_result_plans_nothing(repo_root, tiny_run):
     assert job_counts(proc.stdout).get("casscf", 0) > 0, proc.stdout[-3000:]
 
 
-def test_bad_config_fails_with_one_clear_message(repo_root, tmp_path):
+@pytest.mark.parametrize("text,message", [
+    ("casscf: {seed: forty-two}\n", "config error at 'casscf.seed': 'forty-two' is not of type 'integer'"),
+    ("casscf: {strata_columns: [no_such_column]}\n", "config error at 'casscf.strata_columns': unknown column(s)"),
+    ("learning: {proxy_targets: [xtb_nonexistent]}\n", "config error at 'learning.proxy_targets'"),
+])
+def test_bad_config_fails_with_one_clear_message(repo_root, tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("seed: forty-two\n")
+    bad.write_text(text)
     proc = snakemake(repo_root, tmp_path, "--configfile", str(bad), "-n", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "config error at 'seed': 'forty-two' is not of type 'integer'" in out
+    assert message in out
+    assert "Job stats" not in out  # refused before any job is planned
 
 
 def test_paper_config_dry_run_job_counts(repo_root, tmp_path):
