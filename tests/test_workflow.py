@@ -60,6 +60,23 @@ def test_tiny_run_produces_tables(tiny_run):
     assert (prox["status"] == "ok").mean() > 0.5
 
 
+def test_tiny_run_pointcharge_proxies(tiny_run):
+    import numpy as np
+    import pandas as pd
+
+    from smmflow import tables
+
+    pc = pd.read_parquet(tiny_run / "results/proxies/pointcharge.parquet")
+    prox = pd.read_parquet(tiny_run / "results/proxies/proxies.parquet")
+    assert tuple(pc.columns) == tables.POINTCHARGE_PROXY_COLUMNS
+    assert set(pc["ligand_id"]) == set(prox.loc[prox["status"] == "ok", "ligand_id"])  # every relaxed complex
+    ok = tables.usable(pc)
+    assert len(ok) >= len(pc) - 1
+    kd = ok[[f"pc_kd{i}_cm1" for i in range(2, 9)]].to_numpy(float)
+    assert (kd > 0).all() and (np.diff(kd, axis=1) >= -1e-6).all() and (kd[:, -1] < 3000).all()
+    assert (ok["pc_g1_z"] > 10).all()  # axial ligands: an easy-axis ground doublet
+
+
 def test_tiny_run_casscf_labels_are_physical(tiny_run):
     import numpy as np
     import pandas as pd
@@ -148,12 +165,11 @@ def test_rerun_does_nothing(repo_root, tiny_run):
 
 
 def test_editing_what_changes_no_result_plans_nothing(repo_root, tiny_run):
-    """Resources, caches and verbosity are not rule params: editing them reruns nothing."""
+    """Resources and verbosity are not rule params: editing them reruns nothing."""
     import yaml
 
     edits = {
-        "casscf": {"mem_mb": 8000, "runtime_min": 99, "threads": 2, "cache_dir": str(tiny_run / "other_cache"),
-                   "settings": {"verbose": 4}},
+        "casscf": {"mem_mb": 8000, "runtime_min": 99, "threads": 2, "settings": {"verbose": 4}},
         "learning": {"mem_mb": 8000, "runtime_min": 99, "threads": 2, "gpu": True},
         "proxies": {"shard_runtime_min": 99, "dft": {"threads": 1, "runtime_min": 9}},
     }
@@ -165,6 +181,46 @@ def test_editing_what_changes_no_result_plans_nothing(repo_root, tiny_run):
     (tiny_run / "soc.yaml").write_text(yaml.safe_dump({"casscf": {"settings": {"soc_scale": 0.99}}}))
     proc = snakemake(repo_root, tiny_run, "-n", "--configfile", str(tiny_run / "tiny.yaml"), str(tiny_run / "soc.yaml"))
     assert job_counts(proc.stdout).get("casscf", 0) > 0, proc.stdout[-3000:]
+
+
+def test_labels_carry_provenance_and_the_geometry_they_were_computed_on(tiny_run):
+    import hashlib
+
+    import pandas as pd
+
+    lab = pd.read_parquet(tiny_run / "results/casscf/labels.parquet")
+    assert len(list((tiny_run / "results/casscf/free_ion").glob("dy3_free_ion_*.npz"))) == 1
+    for _, row in lab.iterrows():
+        geom = (tiny_run / f"results/casscf/geometries/{row['ligand_id']}.extxyz").read_text()
+        assert row["geometry_sha256"] == hashlib.sha256(geom.encode()).hexdigest()
+        assert row["engine"] == "pyscf" and row["engine_version"] and row["smmflow_version"]
+        assert json.loads(row["settings_json"])["tier"] == row["tier"]
+        assert "max_memory_mb" not in json.loads(row["settings_json"])
+
+
+def test_a_changed_geometry_relabels_only_that_ligand(repo_root, tiny_run, tmp_path):
+    """The CASSCF job of a ligand reruns when its geometry changes, not when the proxy table is
+    merely rewritten."""
+    import pandas as pd
+
+    work = tmp_path / "copy"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    proxies = work / "results/proxies/proxies.parquet"
+    df = pd.read_parquet(proxies)
+    df.to_parquet(proxies, index=False)  # rewritten, same content
+    proc = snakemake(repo_root, work, "--configfile", str(work / "tiny.yaml"), "-n")
+    assert "casscf" not in job_counts(proc.stdout), proc.stdout[-3000:]
+    lid = pd.read_parquet(work / "results/casscf/labels.parquet")["ligand_id"].iloc[0]
+    i = df.index[df["ligand_id"] == lid][0]
+    lines = df.at[i, "complex_xyz"].splitlines()
+    x = lines[-1].split()
+    lines[-1] = " ".join([x[0], f"{float(x[1]) + 0.01:.8f}", *x[2:]])  # move one ligand atom by 0.01 A
+    df.at[i, "complex_xyz"] = "\n".join(lines) + "\n"
+    df.to_parquet(proxies, index=False)
+    proc = snakemake(repo_root, work, "--configfile", str(work / "tiny.yaml"), "-n")
+    counts = job_counts(proc.stdout)
+    assert counts.get("casscf") == 1 and counts.get("casscf_geometry") == 1, counts
+    assert lid in proc.stdout
 
 
 @pytest.mark.parametrize("text,message", [
@@ -183,12 +239,15 @@ def test_bad_config_fails_with_one_clear_message(repo_root, tmp_path, text, mess
 
 
 def test_paper_config_dry_run_job_counts(repo_root, tmp_path):
-    """The paper-scale config plans one enumeration, 500 xTB shards and the CASSCF checkpoint."""
+    """The paper-scale config plans one enumeration, 500 xTB shards, 500 pointcharge-proxy shards, one
+    free-ion reference and the CASSCF checkpoint."""
     proc = snakemake(repo_root, tmp_path, "--configfile", str(repo_root / "config/paper.yaml"), "-n")
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["enumerate_ligands"] == 1
     assert counts["proxy_xtb"] == 500
     assert counts["aggregate_proxies"] == 1
+    assert counts["proxy_pointcharge"] == 500 and counts["aggregate_pointcharge"] == 1
+    assert counts["free_ion_reference"] == 1
     assert counts["select_subset"] == 1
 
 

@@ -126,8 +126,10 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     cas = config.get("casscf", {})
     unknown("casscf.strata_columns", cas.get("strata_columns", []), numeric)
     learn = config.get("learning", {})
-    dft = tuple(tables.DFT_LIGAND_COLUMNS) if config.get("proxies", {}).get("dft", {}).get("enabled") else ()
-    unknown("learning.proxy_targets", learn.get("proxy_targets", []), (*numeric, *dft))
+    prox = config.get("proxies", {})
+    dft = tuple(tables.DFT_LIGAND_COLUMNS) if prox.get("dft", {}).get("enabled") else ()
+    pc = tuple(tables.POINTCHARGE_PROXY_TARGETS) if prox.get("pointcharge", {}).get("enabled") else ()
+    unknown("learning.proxy_targets", learn.get("proxy_targets", []), (*numeric, *dft, *pc))
     unknown("learning.struct_features", learn.get("struct_features", []), tables.XTB_COMPLEX_COLUMNS)
     unknown("learning.kd_targets", learn.get("kd_targets", []), tables.KD_COLUMNS[1:])
     kd = learn.get("kd_targets") or [tables.FIRST_EXCITED_KD]

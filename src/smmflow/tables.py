@@ -93,6 +93,16 @@ N_KD: Final = 8
 KD_COLUMNS: Final = tuple(f"kd{i}_cm1" for i in range(1, N_KD + 1))  # kd1 = 0 (ground)
 FIRST_EXCITED_KD: Final = "kd2_cm1"  # the quantity optimised (published column KD2_cm1)
 G_COLUMNS: Final = tuple(f"g{i}_{ax}" for i in range(1, N_KD + 1) for ax in ("x", "y", "z"))
+# provenance of a label (the JSON's "provenance" block, flattened): the exact geometry, the settings that
+# change the result, and the code versions
+LABEL_PROVENANCE_COLUMNS: Final = (
+    "geometry_sha256",  # sha256 of the extxyz text the calculation read
+    "engine",  # pyscf | openmolcas
+    "settings_json",  # the result-changing settings, JSON
+    "smmflow_version",
+    "engine_version",  # PySCF (or OpenMolcas) version
+    "tblite_version",  # the xTB that made the geometry and the point charges
+)
 LABEL_COLUMNS: Final = (
     LIGAND_ID,
     "smiles",
@@ -106,6 +116,7 @@ LABEL_COLUMNS: Final = (
     "status",
     "reason",
     "wall_s",
+    *LABEL_PROVENANCE_COLUMNS,
 )
 
 
@@ -125,6 +136,14 @@ def usable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that may feed training: ``status == 'ok'``."""
     return df[df["status"] == STATUS_OK]
 
+
+# results/proxies/pointcharge.parquet: the pointcharge-tier KD ladder of every ligand with a relaxed complex,
+# a physics proxy for the learning stage (smmflow.stages.casscf.pointcharge_proxy_table)
+POINTCHARGE_PROXY_TARGETS: Final = (
+    *(f"pc_kd{i}_cm1" for i in range(2, N_KD + 1)),
+    "pc_g1_x", "pc_g1_y", "pc_g1_z",  # ground-KD principal g-values
+)
+POINTCHARGE_PROXY_COLUMNS: Final = (LIGAND_ID, *POINTCHARGE_PROXY_TARGETS, "status", "reason", "wall_s")
 
 # results/proxies/dft.parquet: PySCF DFT proxies of the free ligand (smmflow.xtb.dft)
 DFT_LIGAND_COLUMNS: Final = (

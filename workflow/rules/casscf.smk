@@ -1,7 +1,7 @@
 # CASSCF stage: stratified subset of the proxy table -> one SA-CASSCF(9,7)+SO job per ligand
 # (cached per tier and ligand id) -> labels table. Config block: config["casscf"].
 
-from smmflow.stages.casscf import selected_ids
+from smmflow.stages.casscf import geometry_sha256_of, selected_ids
 
 
 checkpoint select_subset:
@@ -28,14 +28,57 @@ checkpoint select_subset:
         "../scripts/select_subset.py"
 
 
+rule free_ion_reference:
+    output:
+        free_ion=free_ion_path(),
+    params:
+        settings=lambda wc: result_settings(config["casscf"]["settings"]),
+    log:
+        "logs/free_ion_reference/free_ion_reference.log",
+    benchmark:
+        R("benchmarks/free_ion_reference/free_ion_reference.tsv")
+    threads: config["casscf"]["threads"]
+    resources:
+        mem_mb=config["casscf"]["mem_mb"],
+        runtime=config["casscf"]["runtime_min"],
+    conda:
+        "../../envs/chem.yaml"
+    script:
+        "../scripts/free_ion_reference.py"
+
+
+rule casscf_geometry:
+    input:
+        # ancient: a re-written proxy table reruns no job by itself; the geometry's sha256 (params) does
+        proxies=ancient(R("proxies/proxies.parquet")),
+    output:
+        geometry=R("casscf/geometries/{ligand_id}.extxyz"),
+    params:
+        geometry_sha256=lambda wc, input: geometry_sha256_of(input.proxies, wc.ligand_id),
+    log:
+        "logs/casscf_geometry/{ligand_id}.log",
+    benchmark:
+        R("benchmarks/casscf_geometry/{ligand_id}.tsv")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/chem.yaml"
+    script:
+        "../scripts/casscf_geometry.py"
+
+
 rule casscf:
     input:
-        # ancient: a re-written proxy table does not rerun finished complexes (cache per ligand id)
-        proxies=ancient(R("proxies/proxies.parquet")),
+        # the exact geometry of this complex: a changed geometry re-labels the ligand, an unchanged one not
+        geometry=R("casscf/geometries/{ligand_id}.extxyz"),
+        proxies=ancient(R("proxies/proxies.parquet")),  # the ligand's row: class, charge, proxy status
+        free_ion=free_ion_path(),
     output:
         result=R("casscf/{tier}/{ligand_id}.json"),
     params:
-        # what changes the result; memory (resources.mem_mb), cache and verbosity do not
+        # what changes the result; memory (resources.mem_mb) and verbosity do not
         settings=lambda wc: {**result_settings(config["casscf"]["settings"]), "tier": wc.tier},
     log:
         "logs/casscf/{tier}/{ligand_id}.log",

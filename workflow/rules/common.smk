@@ -4,6 +4,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from smmflow.config import ConfigError, check_config, load_schema, result_settings
+from smmflow.stages.casscf import free_ion_filename
 
 try:
     check_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
@@ -58,3 +59,13 @@ def round_tables(kind: str):
         return [pool] + [R(f"rounds/{q}/revalidation/{revalidated}") for q in earlier]
 
     return tables_of_round
+
+
+def free_ion_path() -> str:
+    """The free-ion reference of the configured basis (one file per basis; every CASSCF job reads it)."""
+    return R("casscf/free_ion/" + free_ion_filename(result_settings(config["casscf"]["settings"])))
+
+
+def physics_proxies() -> list[str]:
+    """The pointcharge-ladder proxy table when proxies.pointcharge.enabled (an input of the learning rules)."""
+    return [R("proxies/pointcharge.parquet")] if config["proxies"]["pointcharge"]["enabled"] else []

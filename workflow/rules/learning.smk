@@ -11,6 +11,7 @@ rule train_vae:
         ligands=round_tables("ligands"),
         proxies=round_tables("proxies"),
         labels=round_tables("labels"),
+        physics_proxies=physics_proxies(),
         extra=config["learning"]["extra_smiles_files"],
     output:
         model=R("rounds/{round}/model/model.pt"),
@@ -41,6 +42,7 @@ rule learning_curve:
         ligands=R("ligands/ligands.parquet"),
         proxies=R("proxies/proxies.parquet"),
         labels=R("casscf/labels.parquet"),
+        physics_proxies=physics_proxies(),
     output:
         table=R("learning_curve/learning_curve.tsv"),
         plot=report(

@@ -73,8 +73,55 @@ rule proxy_dft:
         "../scripts/proxy_dft.py"
 
 
+rule proxy_pointcharge:
+    input:
+        proxies=R("proxies/proxies.parquet"),
+        free_ion=free_ion_path(),
+    output:
+        R("proxies/pointcharge/{shard}.parquet"),
+    params:
+        # the pointcharge tier with the label settings (basis, thresholds): a physics proxy
+        settings=lambda wildcards: result_settings(config["casscf"]["settings"]),
+        n_shards=lambda wildcards: int(config["proxies"]["pointcharge"]["n_shards"]),
+    log:
+        "logs/proxy_pointcharge/{shard}.log",
+    benchmark:
+        R("benchmarks/proxy_pointcharge/{shard}.tsv")
+    threads: 1
+    resources:
+        mem_mb=config["casscf"]["mem_mb"],
+        runtime=lambda wildcards: int(config["proxies"]["pointcharge"]["shard_runtime_min"]),
+    conda:
+        "../../envs/chem.yaml"
+    script:
+        "../scripts/proxy_pointcharge.py"
+
+
+rule aggregate_pointcharge:
+    input:
+        shards=expand(
+            R("proxies/pointcharge/{shard}.parquet"),
+            shard=range(int(config["proxies"]["pointcharge"]["n_shards"])),
+        ),
+    output:
+        R("proxies/pointcharge.parquet"),
+    log:
+        "logs/aggregate_pointcharge/aggregate_pointcharge.log",
+    benchmark:
+        R("benchmarks/aggregate_pointcharge/aggregate_pointcharge.tsv")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/chem.yaml"
+    script:
+        "../scripts/aggregate_pointcharge.py"
+
+
 register_target(
     "proxies",
     R("proxies/proxies.parquet"),
     *([R("proxies/dft.parquet")] if config["proxies"]["dft"]["enabled"] else []),
+    *physics_proxies(),
 )

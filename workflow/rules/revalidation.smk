@@ -56,9 +56,22 @@ rule revalidation_proxies:
         "../scripts/revalidation_proxies.py"
 
 
+use rule casscf_geometry as revalidation_geometry with:
+    input:
+        proxies=ancient(R("rounds/{round}/revalidation/proxies.parquet")),
+    output:
+        geometry=R("rounds/{round}/casscf/geometries/{ligand_id}.extxyz"),
+    log:
+        "logs/revalidation_geometry/round{round}/{ligand_id}.log",
+    benchmark:
+        R("benchmarks/revalidation_geometry/round{round}/{ligand_id}.tsv")
+
+
 use rule casscf as casscf_revalidation with:
     input:
-        proxies=R("rounds/{round}/revalidation/proxies.parquet"),
+        geometry=R("rounds/{round}/casscf/geometries/{ligand_id}.extxyz"),
+        proxies=ancient(R("rounds/{round}/revalidation/proxies.parquet")),
+        free_ion=free_ion_path(),
     output:
         result=R("rounds/{round}/casscf/{tier}/{ligand_id}.json"),
     log:

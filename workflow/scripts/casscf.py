@@ -5,23 +5,25 @@ from smmflow.stages.logs import rule_log
 snakemake = globals()["snakemake"]  # injected by Snakemake
 log = rule_log(snakemake)  # first: errors of the imports below land in the rule log too
 
+import os
+from pathlib import Path
+
 from smmflow.io import read_table, write_json_atomic
 from smmflow.stages.casscf import job_settings, run_job
 
-cfg = snakemake.config["casscf"]
-# params hold what changes the result; memory follows the rule's mem_mb, the cache and verbosity
-# come from the config without rerunning anything when edited
+# params hold what changes the result; memory follows the rule's mem_mb, verbosity comes from the config
 settings = job_settings(
     snakemake.params.settings,
     mem_mb=snakemake.resources.mem_mb,
-    cache_dir=cfg["cache_dir"] or f"{snakemake.config['results_dir']}/casscf/cache",
-    verbose=cfg["settings"].get("verbose", 0),
+    cache_dir=os.path.dirname(snakemake.input.free_ion),
+    verbose=snakemake.config["casscf"]["settings"].get("verbose", 0),
 )
 lid = snakemake.wildcards.ligand_id
 proxies = read_table(snakemake.input.proxies)
 rows = proxies[proxies["ligand_id"] == lid]
 if rows.empty:
     raise ValueError(f"ligand {lid} is not in {snakemake.input.proxies}")  # a bug upstream, not physics
-res = run_job(rows.iloc[0].to_dict(), settings)
+row = dict(rows.iloc[0].to_dict(), complex_xyz=Path(snakemake.input.geometry).read_text())
+res = run_job(row, settings)
 log.info("%s %s: status %s %s, wall %.1f s", lid, settings.tier, res["status"], res.get("reason", ""), res["wall_s"])
 write_json_atomic(snakemake.output.result, res)

@@ -11,5 +11,6 @@ settings = dict(snakemake.params.settings, threads=snakemake.threads)  # noqa: F
 df = learning_curve_from_tables(
     snakemake.input.ligands, snakemake.input.proxies, snakemake.input.labels,  # noqa: F821
     snakemake.output.table, snakemake.output.plot, settings,  # noqa: F821
+    physics_proxies_path=list(snakemake.input.physics_proxies) or None,  # noqa: F821
 )
 log.info("\n%s", df.to_string())

@@ -11,6 +11,7 @@ settings = dict(snakemake.params.settings, threads=snakemake.threads)  # noqa: F
 metrics = train_vae_from_tables(
     snakemake.input.ligands, snakemake.input.proxies, snakemake.input.labels,  # noqa: F821
     snakemake.output.model, snakemake.output.metrics, snakemake.output.history, settings,  # noqa: F821
+    physics_proxies_path=list(snakemake.input.physics_proxies) or None,  # noqa: F821
 )
 log.info("done: %d epochs, %.0f s, KD head: %s", metrics["epochs_run"], metrics["wall_s"],
              metrics["kd_head"]["status"])

@@ -4,6 +4,9 @@ job per ligand, and aggregation of the job results into the labels table.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -19,11 +22,15 @@ from smmflow.tables import (
     G_COLUMNS,
     KD_COLUMNS,
     LABEL_COLUMNS,
+    LABEL_PROVENANCE_COLUMNS,
     LIGAND_ID,
     N_KD,
+    POINTCHARGE_PROXY_COLUMNS,
     STATUS_FAILED,
     STATUS_OK,
     check_columns,
+    empty_frame,
+    table_of_rows,
 )
 
 
@@ -115,6 +122,67 @@ def complex_from_proxy_row(row: pd.Series | dict):
     return atoms
 
 
+def geometry_sha256(text: str) -> str:
+    """sha256 of a geometry's extxyz text: the identity of the exact geometry a label was computed on."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _geometry_shas(proxies_path: str, mtime_ns: int) -> dict[str, str]:
+    df = pd.read_parquet(proxies_path, columns=[LIGAND_ID, "complex_xyz"])
+    return {lid: geometry_sha256(text if isinstance(text, str) else "")
+            for lid, text in zip(df[LIGAND_ID], df["complex_xyz"])}
+
+
+def geometry_sha256_of(proxies_path: str | Path, ligand_id: str) -> str:
+    """sha256 of one ligand's complex geometry in a proxies table (read once per table version): the
+    param that reruns a ligand's CASSCF job when, and only when, its geometry changed."""
+    p = Path(proxies_path)
+    if not p.exists():  # not built yet (dry run of a fresh workflow): the job runs anyway
+        return ""
+    return _geometry_shas(str(p), p.stat().st_mtime_ns).get(ligand_id, "")
+
+
+def geometry_of(proxies: pd.DataFrame, ligand_id: str) -> str:
+    """The extxyz text of one ligand's relaxed complex in a proxies table ("" if its proxy stage failed)."""
+    rows = proxies[proxies[LIGAND_ID] == ligand_id]
+    if rows.empty:
+        raise ValueError(f"ligand {ligand_id} is not in the proxies table")  # a bug upstream, not physics
+    text = rows.iloc[0].get("complex_xyz")
+    return text if isinstance(text, str) and rows.iloc[0].get("status") == STATUS_OK else ""
+
+
+def free_ion_filename(result_settings: dict[str, Any]) -> str:
+    """File name of the free-ion reference these settings use (it depends on the basis only)."""
+    settings = abinitio_settings.settings_from_mapping({**result_settings, "tier": "pointcharge"})
+    return f"dy3_free_ion_{settings.key()}.npz"
+
+
+def provenance(geometry_text: str, settings: abinitio_settings.CasscfSettings) -> dict[str, Any]:
+    """Where a label comes from: the exact geometry, the result-changing settings, the code versions."""
+    from importlib import metadata
+
+    import pyscf
+
+    from smmflow import __version__
+    from smmflow.config import NON_RESULT_KEYS
+
+    def version(pkg: str) -> str:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return ""
+
+    return {
+        "geometry_sha256": geometry_sha256(geometry_text),
+        "engine": "pyscf",
+        "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k not in NON_RESULT_KEYS},
+        "smmflow_version": __version__,
+        "engine_version": pyscf.__version__,
+        "tblite_version": version("tblite"),
+    }
+
+
 def job_settings(result_settings: dict[str, Any], mem_mb: int, cache_dir: str | None,
                  verbose: int = 0) -> abinitio_settings.CasscfSettings:
     """Settings of one workflow job: the result-changing settings (the rule's params) plus what changes
@@ -131,15 +199,47 @@ def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings) -
     t0 = time.perf_counter()
     if row.get("status", STATUS_OK) != STATUS_OK:  # no relaxed complex: say why, not "empty complex_xyz"
         res = casscf.failed_result(settings.tier, f"no relaxed complex (proxy stage failed: {row.get('reason', '')})")
-        res.update({LIGAND_ID: row[LIGAND_ID], "smiles": row.get("smiles", ""), "ligand_class": row.get("ligand_class", "")})
-        return res
-    try:
-        atoms = complex_from_proxy_row(row)
-        res = casscf.run_complex(atoms, settings)
-    except (ValueError, KeyError, abinitio_settings.CasscfFailure, np.linalg.LinAlgError) as exc:
-        res = casscf.failed_result(settings.tier, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+    else:
+        try:
+            atoms = complex_from_proxy_row(row)
+            res = casscf.run_complex(atoms, settings)
+        except (ValueError, KeyError, abinitio_settings.CasscfFailure, np.linalg.LinAlgError) as exc:
+            res = casscf.failed_result(settings.tier, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
     res.update({LIGAND_ID: row[LIGAND_ID], "smiles": row.get("smiles", ""), "ligand_class": row.get("ligand_class", "")})
+    text = row.get("complex_xyz")
+    res["provenance"] = provenance(text if isinstance(text, str) else "", settings)
     return res
+
+
+def pointcharge_proxy_row(row: dict[str, Any], settings: abinitio_settings.CasscfSettings) -> dict[str, Any]:
+    """The pointcharge-tier KD ladder of one proxies row as a row of ``POINTCHARGE_PROXY_COLUMNS``."""
+    res = run_job(row, dataclasses.replace(settings, tier="pointcharge"))
+    lab = label_row(res)
+    out: dict[str, Any] = {LIGAND_ID: row[LIGAND_ID], "status": lab["status"], "reason": lab["reason"],
+                           "wall_s": res.get("wall_s", 0.0)}
+    for k in range(2, N_KD + 1):
+        out[f"pc_kd{k}_cm1"] = lab[f"kd{k}_cm1"]
+    for ax in "xyz":
+        out[f"pc_g1_{ax}"] = lab[f"g1_{ax}"]
+    return out
+
+
+def pointcharge_proxy_table(proxies: pd.DataFrame, settings: abinitio_settings.CasscfSettings,
+                            log=None) -> pd.DataFrame:
+    """Pointcharge-tier ladders of the rows whose xTB stage is ok (failed rows are skipped: they have
+    no geometry), in one process so that the free-ion reference is loaded once."""
+    ok = proxies[proxies["status"] == STATUS_OK]
+    return table_of_rows(ok, lambda row: pointcharge_proxy_row(row, settings), POINTCHARGE_PROXY_COLUMNS, log)
+
+
+def concat_shards(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Shard tables of one contract concatenated and sorted by ligand id (an empty contract table if none)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_frame(columns)
+    df = pd.concat(frames, ignore_index=True)
+    check_columns(df, columns, "shards")
+    return df.sort_values(LIGAND_ID, kind="mergesort").reset_index(drop=True)[list(columns)]
 
 
 def label_row(res: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +258,9 @@ def label_row(res: dict[str, Any]) -> dict[str, Any]:
     elif res.get("status") == STATUS_OK:
         row["status"], row["reason"] = STATUS_FAILED, "result lacks KD energies or g-values"
     row["reason"] = row["reason"] or ""
+    prov = res.get("provenance") or {}
+    for c in LABEL_PROVENANCE_COLUMNS:
+        row[c] = prov.get(c, "") if c != "settings_json" else json.dumps(prov.get("settings", {}), sort_keys=True)
     return row
 
 

@@ -19,6 +19,16 @@ from smmflow.ml.learning_curve import plot_learning_curve, proxy_pretraining_cur
 from smmflow.ml.vae.trainer import TrainConfig, latent_means, load_trained_model, save_trained_model, train_vae
 
 
+def with_physics_proxies(proxies: pd.DataFrame | None, physics: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The proxies table with the pointcharge-ladder proxies of its ligands added as columns (ok rows
+    only; ligands without one get NaN, which the masked proxy head ignores)."""
+    if proxies is None or physics is None:
+        return proxies
+    ok = tables.usable(physics)[[tables.LIGAND_ID, *tables.POINTCHARGE_PROXY_TARGETS]]
+    base = proxies.drop(columns=[c for c in tables.POINTCHARGE_PROXY_TARGETS if c in proxies.columns])
+    return base.merge(ok.drop_duplicates(tables.LIGAND_ID), on=tables.LIGAND_ID, how="left")
+
+
 def generate_from_model(model_path: str, ligands_path: str | Sequence[str], labels_path: str | Sequence[str] | None,
                         out_candidates: str, out_metrics: str, settings: dict) -> dict:
     """Rule ``generate``: load the model, run the configured strategies, write the candidates table
@@ -57,14 +67,15 @@ def generate_from_model(model_path: str, ligands_path: str | Sequence[str], labe
 
 def learning_curve_from_tables(ligands_path: str | Path, proxies_path: str | Path | None,
                                labels_path: str | Path | None, out_tsv: str | Path, out_png: str | Path,
-                               settings: dict) -> pd.DataFrame:
+                               settings: dict, physics_proxies_path: TablePaths | None = None) -> pd.DataFrame:
     """Rule ``learning_curve`` on the run's own tables (config block ``learning``)."""
-    from smmflow.io import read_table, write_table
+    from smmflow.io import read_table, read_tables, write_table
     from smmflow.ml.data import assemble_learning_data
 
     s = settings
     lc = s["learning_curve"]
-    data = assemble_learning_data(read_table(ligands_path), read_table(proxies_path) if proxies_path else None,
+    proxies = with_physics_proxies(read_table(proxies_path) if proxies_path else None, read_tables(physics_proxies_path))
+    data = assemble_learning_data(read_table(ligands_path), proxies,
                                   read_table(labels_path) if labels_path else None, s["proxy_targets"],
                                   s["struct_features"], s["kd_targets"], s["rdkit_proxies"])
     tcfg = TrainConfig(**s["training"], device=s["device"], threads=int(s.get("threads", 0)))
@@ -89,7 +100,7 @@ def learning_curve_from_tables(ligands_path: str | Path, proxies_path: str | Pat
 def train_vae_from_tables(ligands_path: TablePaths, proxies_path: TablePaths | None,
                           labels_path: TablePaths | None, out_model: str | os.PathLike[str],
                           out_metrics: str | os.PathLike[str], out_history: str | os.PathLike[str],
-                          settings: dict) -> dict:
+                          settings: dict, physics_proxies_path: TablePaths | None = None) -> dict:
     """Rule ``train_vae``: read the tables, train the VAE by proxy, fit the KD ensemble on the
     frozen latent (when there are at least ``settings['min_kd_labels']`` labels), write outputs.
 
@@ -102,7 +113,7 @@ def train_vae_from_tables(ligands_path: TablePaths, proxies_path: TablePaths | N
     ligands = read_tables(ligands_path)
     if ligands is None:
         raise ValueError("train_vae needs a ligands table")
-    proxies = read_tables(proxies_path)
+    proxies = with_physics_proxies(read_tables(proxies_path), read_tables(physics_proxies_path))
     labels = read_tables(labels_path)
     extra = read_extra_smiles(s.get("extra_smiles_files", []), exclude=ligands["smiles"])
     if len(extra):
