@@ -63,7 +63,7 @@ def round_tables(kind: str):
 
 def free_ion_path() -> str:
     """The free-ion reference of the configured basis (one file per basis; every CASSCF job reads it)."""
-    return R("casscf/free_ion/" + free_ion_filename(result_settings(config["casscf"]["settings"])))
+    return R(f"casscf/free_ion/{free_ion_filename(result_settings(config['casscf']['settings']))}")
 
 
 def physics_proxies() -> list[str]:
