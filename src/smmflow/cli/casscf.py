@@ -32,7 +32,7 @@ def read_complex(path: str, charge: int | None):
     ``charge`` overrides ``atoms.info['charge']``; ``charges`` is taken as ``initial_charges``.
 
     Every problem of the file is a one-line ``ValueError`` (no such file, empty, not XYZ, unknown
-    element, Dy not first)."""
+    element)."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{path}: no such file")
@@ -46,8 +46,6 @@ def read_complex(path: str, charge: int | None):
     except Exception as exc:  # noqa: BLE001 - ASE raises many types for a file that is not XYZ
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{path}: not an (extended) XYZ file ({msg})") from None
-    if len(atoms) == 0 or atoms[0].symbol != "Dy":
-        raise ValueError(f"{path}: atom 1 must be Dy (then 5 waters, then the two ligands)")
     if charge is not None:
         atoms.info["charge"] = int(charge)
     if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:
@@ -103,15 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     t0 = time.perf_counter()
-    try:
+    try:  # usage and file errors: one line, exit 2
         atoms = read_complex(args.xyz, args.charge)
         if "charge" not in atoms.info:
             raise ValueError("no charge: pass --charge Q")
-        check_charge(atoms)
-        if args.tier != "full" and "initial_charges" not in atoms.arrays:
-            print(f"smmflow casscf: {args.xyz} has no atomic charges: computing GFN2-xTB charges (tblite) "
-                  "for the point charges", file=sys.stderr)
-            add_xtb_charges(atoms)
         kw = dict(tier=args.tier, soc_scale=args.soc_scale, cache_dir=args.cache_dir or abinitio_settings.default_cache_dir())
         basis = _parse_basis(args.basis)
         if basis:
@@ -120,7 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"smmflow casscf: {exc}", file=sys.stderr)
         return 2
-    try:
+    try:  # a geometry that cannot be this complex, then the calculation: failed result, exit 1
+        if len(atoms) == 0 or atoms[0].symbol != "Dy":
+            raise ValueError("atom 1 must be Dy (then 5 waters, then the two ligands)")
+        check_charge(atoms)
+        if args.tier != "full" and "initial_charges" not in atoms.arrays:
+            print(f"smmflow casscf: {args.xyz} has no atomic charges: computing GFN2-xTB charges (tblite) "
+                  "for the point charges", file=sys.stderr)
+            add_xtb_charges(atoms)
         res = casscf.DyCasscfSO(atoms, settings).kernel()
     except (ValueError, abinitio_settings.CasscfFailure) as exc:
         res = casscf.failed_result(args.tier, str(exc), time.perf_counter() - t0)
