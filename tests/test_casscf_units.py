@@ -181,6 +181,35 @@ def test_low_rank_get_jk_equals_pyscf():
     np.testing.assert_allclose(vk1, vk0, atol=1e-10)
 
 
+def test_df_jk_of_orbitals_equals_pyscf():
+    """One-pass J/K of several orbital blocks (configuration-average solver) equals PySCF's DF J/K."""
+    mol, mf, mc, lr = _small_df_casscf()
+    c = mf.mo_coeff
+    blocks = [c[:, :5], c[:, 5:7] * np.sqrt(0.5), c[:, 9:10]]
+    vj, vk = lowrank_df.df_jk_of_orbitals(mf.with_df, blocks)
+    for k, b in enumerate(blocks):
+        vj0, vk0 = mf.get_jk(mol, b @ b.T)
+        np.testing.assert_allclose(vj[k], vj0, atol=1e-10)
+        np.testing.assert_allclose(vk[k], vk0, atol=1e-10)
+
+
+def test_embedded_radius_pulls_near_ligand_atoms_into_the_quantum_region():
+    """A ligand atom within embedded_radius_a of Dy (here the second ligand O, moved to 2.9 A) is
+    quantum with its neighbours; radius 0 gives the donor-only region."""
+    atoms = rdkit_ligand_complex("OCCO")
+    d1, d2 = __import__("smmflow.geometry.contract", fromlist=["donor_indices"]).donor_indices(atoms)
+    p = atoms.positions
+    far = [i for i in range(16, len(atoms)) if atoms[i].symbol == "O" and i not in (d1, d2)]
+    assert far
+    dist = np.linalg.norm(p[far] - p[0], axis=1)
+    base = regions.partition(atoms, "embedded", radius_a=0.0)
+    wide = regions.partition(atoms, "embedded", radius_a=float(dist.min()) + 0.01)
+    assert len(wide.symbols) > len(base.symbols)
+    n_o = lambda reg: sum(1 for s_ in reg.symbols if s_ == "O")  # noqa: E731
+    assert n_o(wide) > n_o(base)
+    assert regions.partition(atoms, "embedded", radius_a=0.0).symbols == base.symbols
+
+
 def test_low_rank_ah_jk_reuses_fixed_factors_within_a_macro_iteration():
     """Later AH steps of one macro-iteration reuse C^T L_P [C_core, C_act casdm1] from the first
     step (kept in the object's ``_ah_cache``): same numbers as PySCF for a second trial rotation,

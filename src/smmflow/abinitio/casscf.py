@@ -91,7 +91,7 @@ class DyCasscfSO:
         settings = self.settings
         atoms = self.atoms
         t0 = time.perf_counter()
-        self.region = region = partition(atoms, settings.tier)
+        self.region = region = partition(atoms, settings.tier, settings.embedded_radius_a)
         ref = free_ion_reference(settings)
         t_ref = time.perf_counter() - t0
         t_start = time.perf_counter()
@@ -99,8 +99,9 @@ class DyCasscfSO:
         v_pc = point_charge_potential(mol, region.mm_coords, region.mm_charges)
         single_atom = mol.natm == 1
         use_df = settings.density_fit and not single_atom
-        self._scf = mf = make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.eri if single_atom else None)
-        mo0, ncore, start_info = ion_plus_fragments_start(mol, ref, region, settings)
+        self._scf = mf = make_scf(mol, v_pc, settings, use_df=use_df, eri=ref.dy_eri() if single_atom else None)
+        with_df = getattr(mf, "with_df", None) if settings.start_shared_df else None
+        mo0, ncore, start_info = ion_plus_fragments_start(mol, ref, region, settings, with_df=with_df)
         t1 = time.perf_counter()
         solve = run_average_casscf if use_df and settings.orbital_optimiser == "average" else run_sa_casscf
         self.outcome = out = solve(mf, mo0, ncore, settings, frozen=start_info.get("n_frozen", 0))

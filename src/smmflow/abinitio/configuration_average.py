@@ -161,7 +161,7 @@ class AverageOrbitalsResult:
 def optimise_average_orbitals(h_ao: np.ndarray, get_jk: Callable, mo0: np.ndarray, ncore: int, ncas: int,
                               nelecas: tuple[int, int], e_nuc: float, *, conv_tol: float = 1e-9,
                               conv_tol_grad: float = 1e-4, max_cycle: int = 60, frozen: int = 0,
-                              diis_space: int = 10) -> AverageOrbitalsResult:
+                              diis_space: int = 10, callback: Callable | None = None) -> AverageOrbitalsResult:
     """Minimise the configuration-averaged energy from ``mo0`` (core | active | virtual).
 
     Orbitals are ``C = C_ref exp(K)`` with ``K`` restricted to the rotations between shells. Each
@@ -170,7 +170,8 @@ def optimise_average_orbitals(h_ao: np.ndarray, get_jk: Callable, mo0: np.ndarra
     preconditioned gradients as error vectors. The reference is moved to the current orbitals when
     ``|K|`` exceeds :data:`MAX_ROTATION_NORM`. Converged when the gradient norm (PySCF's
     ``norm_gorb``: 2-norm over the independent rotations) is below ``conv_tol_grad`` and the energy
-    changed by less than ``conv_tol``."""
+    changed by less than ``conv_tol``. ``callback(iteration, mo, terms)`` is called after every
+    energy/gradient evaluation (e.g. to follow the KD energies during the optimisation)."""
     from pyscf import lib
 
     nmo = mo0.shape[1]
@@ -200,6 +201,8 @@ def optimise_average_orbitals(h_ao: np.ndarray, get_jk: Callable, mo0: np.ndarra
                         "norm_gorb": gnorm, "wall_s": time.perf_counter() - t0})
         log.info("configuration-average SCF %d: E=%.10f dE=%.2e |g|=%.2e (%.1f s)", it, terms.energy, de, gnorm,
                  time.perf_counter() - t0)
+        if callback is not None:
+            callback(it, mo, terms)
         if gnorm < conv_tol_grad and abs(de) < conv_tol:
             converged = True
             break

@@ -271,3 +271,45 @@ def df_casscf_integrals(mc, mo: np.ndarray) -> DfCasscfIntegrals:
     vj, vk = mc.get_jk(mc.mol, dm_core)
     vhf_c = mo.T @ (2.0 * vj - vk) @ mo
     return DfCasscfIntegrals(ppaa, papa, j_pc, k_cp.T.copy(), vhf_c)
+
+
+def df_jk_of_orbitals(with_df, orbitals: list[np.ndarray], max_memory_mb: float = 2000.0) -> tuple[np.ndarray, np.ndarray]:
+    """J and K (AO basis, each (n, nao, nao)) of the densities ``D_k = C_k C_k^T`` of the orbital
+    blocks ``orbitals = [C_1, C_2, ...]`` from the DF factors of ``with_df``, in one pass over them.
+
+    The same numbers as PySCF's occupied-orbital DF path (``df_jk.get_jk`` with ``mo_coeff``-tagged
+    densities; tested), cheaper: per block of auxiliary functions the factors ``C^T L_P`` of all
+    blocks come from one GEMM on the unpacked ``L_P`` (factor-major layout, as in
+    :meth:`LowRankDFCASSCF.update_jk_in_ah`), and ``K_k = sum_P (L_P C_k)(L_P C_k)^T`` is a
+    symmetric rank-k update (``dsyrk``: half the flops of PySCF's GEMM)."""
+    from pyscf import lib
+
+    nao = orbitals[0].shape[0]
+    sizes = [c.shape[1] for c in orbitals]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    fac = np.asarray(np.hstack(orbitals), order="C")
+    nf = fac.shape[1]
+    n = len(orbitals)
+    idx = np.arange(nao)
+    dmtril = np.stack([lib.pack_tril(2.0 * (c @ c.T)) for c in orbitals])
+    dmtril[:, idx * (idx + 1) // 2 + idx] *= 0.5
+    vj = np.zeros((n, nao * (nao + 1) // 2))
+    vk = np.zeros((n, nao, nao))
+    # small blocks: the unpacked L_P of a block (blksize nao^2 doubles) stays in cache; unpacking
+    # a large block is memory-bound and costs as much as the GEMMs
+    blksize = max(1, min(with_df.blockdim, int(4e6 / (8 * nao * nao))))
+    buf = np.empty(blksize * nao * nao)
+    xbuf = np.empty(blksize * nao * nf)
+    for cderi in with_df.loop(max(blksize, 64)):
+        for p0 in range(0, cderi.shape[0], blksize):
+            blk = cderi[p0 : p0 + blksize]
+            nb = blk.shape[0]
+            rho = dmtril @ blk.T  # (n, nb)
+            vj += rho @ blk
+            lfull = lib.unpack_tril(blk, out=buf[: nb * nao * nao].reshape(nb, nao, nao)).reshape(nb * nao, nao)
+            x = np.matmul(fac.T, lfull.T, out=xbuf[: nf * nb * nao].reshape(nf, nb * nao))  # [i, P, nu]
+            for k in range(n):
+                xk = x[bounds[k] : bounds[k + 1]].reshape((bounds[k + 1] - bounds[k]) * nb, nao)
+                if xk.shape[0]:
+                    vk[k] += xk.T @ xk  # numpy uses a symmetric rank-k update (syrk) for A^T A
+    return lib.unpack_tril(vj), vk

@@ -50,8 +50,17 @@ def auxbasis_map(mol, spec) -> Any:
     names = {el: spec.get(el, default) for el in elements}
     if all(n.lower() == "etb" for n in names.values()):
         return None
-    etb = df.addons.aug_etb(mol) if any(n.lower() == "etb" for n in names.values()) else {}
-    return {el: (etb[el] if n.lower() == "etb" else basis_for_element(el, n)) for el, n in names.items()}
+    etb: dict[float, dict] = {}
+
+    def even_tempered(el: str, name: str):
+        # "etb" (PySCF's beta 2.0) or "etb:BETA", e.g. "etb:2.3" (fewer, coarser functions)
+        beta = float(name.split(":", 1)[1]) if ":" in name else 2.0  # PySCF's default ETB_BETA
+        if beta not in etb:
+            etb[beta] = df.addons.aug_etb(mol, beta=beta)
+        return etb[beta][el]
+
+    return {el: (even_tempered(el, n) if n.lower().startswith("etb") else basis_for_element(el, n))
+            for el, n in names.items()}
 
 
 def point_charge_potential(mol, coords_a: np.ndarray, charges: np.ndarray) -> np.ndarray:

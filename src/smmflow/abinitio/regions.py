@@ -88,8 +88,17 @@ def is_single_bond(el_i: str, el_j: str, d: float, factor: float = 0.97) -> bool
     return d >= factor * (covalent_radii[atomic_numbers[el_i]] + covalent_radii[atomic_numbers[el_j]])
 
 
-def partition(atoms, tier: str) -> QuantumRegion:
-    """Split the complex into a quantum region and point charges for ``tier``."""
+#: default ``CasscfSettings.embedded_radius_a``: ligand atoms this close to Dy are quantum (with
+#: their bonded neighbours) in the embedded tier
+EMBEDDED_RADIUS_A = 3.2
+
+
+def partition(atoms, tier: str, radius_a: float = EMBEDDED_RADIUS_A) -> QuantumRegion:
+    """Split the complex into a quantum region and point charges for ``tier``.
+
+    ``embedded``: Dy, the five waters, each donor atom and every ligand atom within ``radius_a``
+    of Dy, with their bonded neighbours (and hydrogens), grown across multiple bonds; single bonds
+    to the rest are cut and capped with H."""
     _check_geometry(atoms)
     charge = int(atoms.info["charge"])
     pos = atoms.positions
@@ -103,7 +112,10 @@ def partition(atoms, tier: str) -> QuantumRegion:
         raise ValueError(f"unknown tier {tier!r}")
     nbrs = ligand_bond_graph(atoms)
     quantum = set(range(N_FRAME_ATOMS)) if len(atoms) >= N_FRAME_ATOMS else {0}
-    for d in donor_indices(atoms):
+    frag = fragment_ids(atoms)
+    near = np.linalg.norm(pos - pos[0], axis=1) <= radius_a
+    seeds = set(donor_indices(atoms)) | {int(j) for j in np.flatnonzero(near & (frag >= 6))}
+    for d in sorted(seeds):
         quantum.add(d)
         quantum |= nbrs[d]
     # never cut a multiple/aromatic bond: grow the quantum region across every bond to the outside
@@ -132,7 +144,6 @@ def partition(atoms, tier: str) -> QuantumRegion:
     mmq = np.array([0.0 if j in boundary else q[j] for j in mm])
     qlig = ligand_charge_of(atoms)
     qcharge = DY_ION_CHARGE + 2 * qlig
-    frag = fragment_ids(atoms)
     for f in (6, 7):
         piece = [i for i in qidx if frag[i] == f]
         n_links = sum(1 for i in qidx if frag[i] == f for _ in nbrs[i] - quantum)

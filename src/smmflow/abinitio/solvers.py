@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from smmflow.abinitio.lowrank_df import low_rank_dfcasscf
+from smmflow.abinitio.lowrank_df import df_jk_of_orbitals, low_rank_dfcasscf
 from smmflow.abinitio.settings import N_SEXTETS, NCAS, NELECAS, CasscfFailure, CasscfSettings
 
 log = logging.getLogger(__name__)
@@ -76,15 +76,15 @@ def run_sa_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, fro
     return SaCasscfOutcome(mc, bool(mc.converged), n_macro, history, e_states, ci, mc.mo_coeff, ncore)
 
 
-def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, frozen: int = 0) -> SaCasscfOutcome:
+def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings, frozen: int = 0,
+                       callback=None) -> SaCasscfOutcome:
     """SA-CASSCF(9,7) over all 21 sextets, orbitals optimised as a configuration-average SCF
     (:mod:`smmflow.abinitio.configuration_average`: the 21 sextets are every Ms = 5/2 determinant of 4f^9, so
     the state-averaged energy is the determinant average), then the 21 CASCI states on the
     converged orbitals. Same stationary point as PySCF's augmented-Hessian SA-CASSCF (tested) for
     one J/K build per iteration. If it does not converge in ``max_cycle_average`` iterations,
-    PySCF's SA-CASSCF continues from its orbitals."""
-    from pyscf import fci
-
+    PySCF's SA-CASSCF continues from its orbitals. ``callback(iteration, mo, terms)``: after every
+    iteration (see :func:`configuration_average.optimise_average_orbitals`)."""
     from smmflow.abinitio import configuration_average as cav
 
     mol = mf.mol
@@ -92,10 +92,14 @@ def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings
         raise ValueError(f"electron count mismatch: 2*{ncore} + 9 != {mol.nelectron}")
     h = mf.get_hcore()
     log.info("configuration-average SA-CASSCF(9,7): %d AOs, ncore %d", mol.nao, ncore)
+    if settings.average_conv_tol_grad is not None:  # KD-level convergence: gradient only
+        conv_tol, conv_tol_grad = np.inf, settings.average_conv_tol_grad
+    else:
+        conv_tol, conv_tol_grad = settings.conv_tol, settings.conv_tol_grad
     res = cav.optimise_average_orbitals(
-        h, lambda dm: mf.get_jk(mol, dm), mo0, ncore, NCAS, NELECAS, mf.energy_nuc(),
-        conv_tol=settings.conv_tol, conv_tol_grad=settings.conv_tol_grad,
-        max_cycle=settings.max_cycle_average, frozen=frozen)
+        h, average_jk(mf, settings), mo0, ncore, NCAS, NELECAS, mf.energy_nuc(),
+        conv_tol=conv_tol, conv_tol_grad=conv_tol_grad,
+        max_cycle=settings.max_cycle_average, frozen=frozen, callback=callback)
     history = [dict(h_, macro=h_["iteration"], solver="average") for h_ in res.history]
     if not res.converged:
         log.warning("configuration-average SCF not converged (|g| %.2e): PySCF SA-CASSCF takes over", res.gradient_norm)
@@ -103,6 +107,35 @@ def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings
         out.history = history + out.history
         out.solver = "average+augmented_hessian"
         return out
+    return casci_on_average_orbitals(mf, res, ncore, settings, history)
+
+
+def average_jk(mf, settings: CasscfSettings):
+    """``get_jk(dm)`` for :func:`configuration_average.average_energy_terms`: densities tagged with
+    their orbitals; density-fitted SCF objects go through :func:`lowrank_df.df_jk_of_orbitals`
+    (one pass over the DF factors for the core and active densities; same numbers as PySCF's
+    occupied-orbital path, tested), others through ``mf.get_jk``."""
+    mol = mf.mol
+    with_df = getattr(mf, "with_df", None)
+    if with_df is None:
+        return lambda dm: mf.get_jk(mol, dm)
+
+    def jk(dm):
+        occ = dm.mo_occ
+        blocks = [dm.mo_coeff[k][:, occ[k] > 0] * np.sqrt(occ[k][occ[k] > 0]) for k in range(len(occ))]
+        if with_df._cderi is None:
+            with_df.build()
+        return df_jk_of_orbitals(with_df, blocks, settings.max_memory_mb)
+
+    return jk
+
+
+def casci_on_average_orbitals(mf, res, ncore: int, settings: CasscfSettings, history: list[dict] | None = None) -> SaCasscfOutcome:
+    """The 21 CASCI sextets on the orbitals ``res.mo_coeff`` of a configuration-average SCF
+    (``res.terms``: its energy terms at those orbitals)."""
+    from pyscf import fci
+
+    mol = mf.mol
     mo = res.mo_coeff
     c_act = mo[:, ncore : ncore + NCAS]
     h1 = c_act.T @ res.terms.core_fock_ao @ c_act
@@ -120,6 +153,6 @@ def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings
     if len(ci) != N_SEXTETS:
         raise CasscfFailure(f"CASCI returned {len(ci)} roots, expected {N_SEXTETS}")
     e_avg = float(np.mean(e_states))
-    if abs(e_avg - res.energy) > 1e-6:
-        raise CasscfFailure(f"CASCI average {e_avg:.8f} differs from the configuration average {res.energy:.8f}")
-    return SaCasscfOutcome(None, True, res.iterations, history, e_states, list(ci), mo, ncore, solver="average")
+    if abs(e_avg - res.terms.energy) > 1e-6:
+        raise CasscfFailure(f"CASCI average {e_avg:.8f} differs from the configuration average {res.terms.energy:.8f}")
+    return SaCasscfOutcome(None, True, res.iterations, history or [], e_states, list(ci), mo, ncore, solver="average")

@@ -40,13 +40,36 @@ def _project_out(c: np.ndarray, occ: np.ndarray, s: np.ndarray) -> np.ndarray:
     return c - occ @ (occ.T @ s @ c)
 
 
-def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, settings: CasscfSettings) -> tuple[np.ndarray, int, dict]:
+def ligand_shell_cderi(with_df, nao_dy: int) -> np.ndarray:
+    """The DF factors of the ligand shell (AOs ``nao_dy:`` of the complex) taken from the complex's
+    DF tensor: the (ligand AO pair | P) columns, with every auxiliary function of the complex (Dy's
+    included: a fit at least as good as the ligand shell's own auxiliary basis). Saves building a
+    second DF tensor for the start SCF."""
+    if with_df._cderi is None:
+        with_df.build()
+    nao = with_df.mol.nao
+    i, j = np.tril_indices(nao)
+    keep = (i >= nao_dy) & (j >= nao_dy)
+    cols = (i * (i + 1) // 2 + j)[keep]
+    out = None
+    p0 = 0
+    for cderi in with_df.loop():
+        if out is None:
+            out = np.empty((with_df.get_naoaux(), len(cols)))
+        out[p0 : p0 + cderi.shape[0]] = cderi[:, cols]
+        p0 += cderi.shape[0]
+    return out
+
+
+def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, settings: CasscfSettings,
+                             with_df=None) -> tuple[np.ndarray, int, dict]:
     """Start orbitals (core | 4f | virtual) and ncore for a complex whose atom 0 is Dy.
 
     Dy: the free-ion SA-CASSCF orbitals. Ligand shell: closed-shell RHF of the non-Dy quantum atoms
     in the field of a +3 point charge at Dy and of the region's point charges. (Tried and dropped: the
     field of the free Dy3+ ion with an orthogonality projector gave a worse start, |g_orb| 4.4 vs 0.92
-    on [Dy(H2O)5(OH)2]+.)
+    on [Dy(H2O)5(OH)2]+.) ``with_df``: the complex's DF object; its factors restricted to the ligand
+    AO pairs fit the ligand-shell ERIs (:func:`ligand_shell_cderi`), instead of a DF tensor of its own.
     """
     from pyscf import scf
 
@@ -68,10 +91,13 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
         np.concatenate([[float(DY_ION_CHARGE)], region.mm_charges]),
     )
     mf = scf.RHF(env).sfx2c1e()
-    if settings.density_fit:
+    if with_df is not None:
+        mf = mf.density_fit()
+        mf.with_df._cderi = ligand_shell_cderi(with_df, nao_dy)
+    elif settings.density_fit:
         mf = mf.density_fit(auxbasis=auxbasis_map(env, settings.auxbasis))
     mf = add_point_charge_potential(mf, v)
-    mf.conv_tol = 1e-7
+    mf.conv_tol = settings.start_conv_tol
     mf.max_cycle = 100
     log.info("ligand-shell RHF: %d atoms, %d AOs", env.natm, env.nao)
     mf.kernel()
