@@ -395,17 +395,30 @@ def sorted_g(entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return g[order], ax[:, order]
 
 
-def parse_ubar(text: str) -> dict[str, Any] | None:
-    """SINGLE_ANISO's UBAR section (transition magnetic moments between the KDs), if printed:
-    ``{"kd_pairs": [(i, j, moment_mub), ...]}`` with 1-based KD/state indices as printed."""
-    i = text.find("UBAR")
-    j = text.upper().find("BLOCKING BARRIER")
-    if j < 0:
+_UBAR_ROW = re.compile(
+    rf"<\s*(\d+)\.1([+-])\s*\|\s*mu_Y\s*\|\s*(\d+)\.1([+-])\s*>\s*\|\s*{_FLOAT}\s+{_FLOAT}\s*\|\s*({_FLOAT})\s*\|")
+
+
+def parse_ubar(text: str, n_kd: int = N_KD) -> np.ndarray | None:
+    """SINGLE_ANISO's ``AB INITIO BLOCKING BARRIER`` section (keyword UBAR) as a (2 n_kd, 2 n_kd)
+    matrix of averaged transition moments ``(|mu_X| + |mu_Y| + |mu_Z|) / 3`` (mu_B) between the
+    states of definite magnetisation 1+, 1-, 2+, 2-, ... (the PySCF engine's
+    ``transition_moments_mub`` layout). SINGLE_ANISO prints <a+|mu|b+> and <a+|mu|b-> for a <= b; the
+    other entries follow from time reversal (|<a-|mu|b->| = |<a+|mu|b+>|) and hermiticity.
+    None when the section is absent."""
+    i = text.find("AB INITIO BLOCKING BARRIER")
+    if i < 0:
         return None
-    block = text[j:]
-    rows = re.findall(rf"^\s*\|?\s*(\d+)\s*[-|:]?\s*(\d+)\s*\|?\s*({_FLOAT})\s*\|?\s*$", block[:20000], re.M)
-    _ = i
-    return {"raw_rows": [(int(a), int(b), _f(c)) for a, b, c in rows]} if rows else {"raw_rows": []}
+    tm = np.full((2 * n_kd, 2 * n_kd), np.nan)
+    for m in _UBAR_ROW.finditer(text[i:]):
+        a, sa, b, sb, v = int(m.group(1)) - 1, m.group(2), int(m.group(3)) - 1, m.group(4), _f(m.group(5))
+        if a >= n_kd or b >= n_kd:
+            continue
+        ia, ib = 2 * a + (sa == "-"), 2 * b + (sb == "-")
+        ja, jb = 2 * a + (sa == "+"), 2 * b + (sb == "+")  # time-reversed partners
+        for x, y in ((ia, ib), (ja, jb)):
+            tm[x, y] = tm[y, x] = v
+    return tm
 
 
 def rasscf_converged(text: str) -> bool:
@@ -442,9 +455,14 @@ def parse_output(text: str, n_inactive: int | None = None, kramers_tol_cm1: floa
         "converged": rasscf_converged(text),
         "zeta_4f_cm1": None,  # not printed by OpenMolcas; kept for key parity with the PySCF engine
     }
-    ub = parse_ubar(text)
-    if ub is not None:
-        res["ubar"] = ub
+    tm = parse_ubar(text)
+    res["transition_moments_mub"] = None if tm is None else np.where(np.isnan(tm), None, tm).tolist()
+    res["ueff_cm1"], res["ueff_kd"] = None, None
+    if tm is not None and not np.isnan(np.diag(tm[0::2, 1::2])).any():
+        from smmflow.magnetism import blocking_barrier
+
+        ueff, i_kd = blocking_barrier(kd, tm)
+        res["ueff_cm1"], res["ueff_kd"] = ueff, int(i_kd) + 1
     if n_inactive is not None:
         rs = module_sections(text).get("rasscf", text)
         orbs = {o["index"]: o for o in parse_orbitals(orbital_listing(rs))}
