@@ -1,12 +1,12 @@
 """Cross-check of the two ab initio engines on identical geometries: OpenMolcas
-(:mod:`smmflow.openmolcas`, ANO-RCC-VDZP, DKH2, RICD, AMFI) against PySCF (:func:`smmflow.casscf.run_complex`,
+(:mod:`smmflow.abinitio.openmolcas`, ANO-RCC-VDZP, DKH2, RICD, AMFI) against PySCF (:func:`smmflow.abinitio.casscf.run_complex`,
 tier full) with its default basis (x2c-SVPall, sfx2c1e) and with ANO-RCC-VDZP on every atom
 (``basis={'default': 'ano-rcc-vdzp'}``, i.e. ``--basis 'default=ano-rcc-vdzp'``).
 
 Complexes (full tier, nothing embedded):
   dy_oh2     /work/shared/reference/openmolcas_dy_oh2/dy_oh2.xyz ([Dy(H2O)5(OH)2]+, the reference geometry)
-  methoxide  smmflow.complexes.build_complex('[O-]C')  (unrelaxed builder geometry, seed 0, charge +1)
-  methanol   smmflow.complexes.build_complex('OC')     (unrelaxed builder geometry, seed 0, charge +3)
+  methoxide  smmflow.geometry.builder.build_complex('[O-]C')  (unrelaxed builder geometry, seed 0, charge +1)
+  methanol   smmflow.geometry.builder.build_complex('OC')     (unrelaxed builder geometry, seed 0, charge +3)
 The builder geometries are deterministic; the sha256 of each geometry is printed so runs can be compared.
 
 Every calculation runs in a fresh Python process (as each workflow job does); its CPU time is the
@@ -48,7 +48,7 @@ def build(name: str):
         atoms = read(REFERENCE_XYZ)
         atoms.info["charge"] = 1
         return atoms
-    from smmflow.complexes import build_complex
+    from smmflow.geometry.builder import build_complex
 
     return build_complex(COMPLEXES[name], ligand_id=name, seed=0)
 
@@ -62,20 +62,20 @@ def one(engine: str, name: str, cache: str) -> dict:
     """Body of one job (runs inside the child process)."""
     atoms = build(name) if name != "free-ion" else None
     if engine == "openmolcas":
-        from smmflow.openmolcas import OpenMolcasCasscf
+        from smmflow.abinitio.openmolcas import OpenMolcasCasscf
 
         res = OpenMolcasCasscf(threads=1, mem_mb=2000).kernel(atoms)
     else:
-        from smmflow import casscf
+        from smmflow.abinitio import casscf, free_ion, settings
 
         kw = {"tier": "full", "cache_dir": cache}
         if ENGINES[engine]["basis"]:
             kw["basis"] = ENGINES[engine]["basis"]
         if name == "free-ion":
             t0 = time.perf_counter()
-            casscf.free_ion_reference(casscf.CasscfSettings(**kw))
+            free_ion.free_ion_reference(settings.CasscfSettings(**kw))
             return {"engine": engine, "complex": name, "status": "ok", "wall_s": time.perf_counter() - t0}
-        res = casscf.run_complex(atoms, casscf.CasscfSettings(**kw))
+        res = casscf.run_complex(atoms, settings.CasscfSettings(**kw))
     keep = ("kd_energies_cm1", "g_principal", "status", "reason", "converged", "wall_s", "cpu_s",
             "kramers_splitting_max_cm1", "easy_axis", "easy_axis_angle_deg", "provenance", "timings_s",
             "active_f_population", "sf_energies_cm1", "ueff_cm1", "molcas_timing_s", "guess_alter")

@@ -18,7 +18,7 @@ import pytest
 from ase import Atoms
 from ase.io import read
 
-from smmflow import openmolcas as om
+from smmflow.abinitio import openmolcas as om
 
 DATA = Path(__file__).parent / "data"
 EXCERPT = DATA / "openmolcas_dy_oh2_excerpt.out"

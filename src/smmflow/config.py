@@ -124,6 +124,8 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
         errors.append("config error at 'ligands.source_files': no ligand source (source_files and user_smiles "
                       "are empty and the generator is disabled)")
     cas = config.get("casscf", {})
+    if cas.get("engine") == "openmolcas" and cas.get("tier") != "full":
+        errors.append(f"config error at 'casscf.engine': openmolcas computes tier 'full' only, not {cas.get('tier')!r}")
     unknown("casscf.strata_columns", cas.get("strata_columns", []), numeric)
     learn = config.get("learning", {})
     prox = config.get("proxies", {})

@@ -80,6 +80,8 @@ rule casscf:
     params:
         # what changes the result; memory (resources.mem_mb) and verbosity do not
         settings=lambda wc: {**result_settings(config["casscf"]["settings"]), "tier": wc.tier},
+        engine=config["casscf"]["engine"],
+        openmolcas=lambda wc: result_settings(config["casscf"]["openmolcas"]) if config["casscf"]["engine"] == "openmolcas" else {},
     log:
         "logs/casscf/{tier}/{ligand_id}.log",
     benchmark:

@@ -24,6 +24,7 @@ rows = proxies[proxies["ligand_id"] == lid]
 if rows.empty:
     raise ValueError(f"ligand {lid} is not in {snakemake.input.proxies}")  # a bug upstream, not physics
 row = dict(rows.iloc[0].to_dict(), complex_xyz=Path(snakemake.input.geometry).read_text())
-res = run_job(row, settings)
+openmolcas = dict(snakemake.params.openmolcas, threads=snakemake.threads, mem_mb=int(snakemake.resources.mem_mb * 7 // 8))
+res = run_job(row, settings, engine=snakemake.params.engine, openmolcas=openmolcas)
 log.info("%s %s: status %s %s, wall %.1f s", lid, settings.tier, res["status"], res.get("reason", ""), res["wall_s"])
 write_json_atomic(snakemake.output.result, res)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from smmflow.abinitio import casscf
 from smmflow.abinitio import settings as abinitio_settings
-from smmflow.cli.args import float_in
+from smmflow.cli.args import float_in, int_at_least
 from smmflow.geometry.contract import closed_shell_complex_charge, from_extxyz, ligand_fragments
 from smmflow.io import write_json_atomic
 
@@ -77,13 +77,15 @@ def add_xtb_charges(atoms) -> None:
 def format_kd_table(res: dict) -> str:
     lines = [f"tier {res['tier']}  converged {res['converged']}  iterations {res.get('macro_iterations')}"
              f" ({res.get('orbital_optimiser', 'augmented_hessian')})"
-             f"  zeta_4f {res['zeta_4f_cm1']:.1f} cm-1  wall {res['wall_s']:.1f} s",
+             f"  zeta_4f {'n/a' if res.get('zeta_4f_cm1') is None else format(res['zeta_4f_cm1'], '.1f')} cm-1"
+             f"  wall {res['wall_s']:.1f} s",
              f"{'KD':>3} {'E/cm-1':>10} {'gx':>8} {'gy':>8} {'gz':>8}"]
     for i, (e, g) in enumerate(zip(res["kd_energies_cm1"], res["g_principal"]), start=1):
         lines.append(f"{i:>3} {e:10.2f} {g[0]:8.3f} {g[1]:8.3f} {g[2]:8.3f}")
     ang = res.get("easy_axis_angle_deg")
     lines.append(f"easy axis vs L-Dy-L: {'n/a' if ang is None else f'{ang:.1f} deg'}"
-                 f"   Ueff estimate {res['ueff_cm1']:.1f} cm-1 (via KD{res['ueff_kd']})")
+                 + ("" if res.get("ueff_cm1") is None else
+                    f"   Ueff estimate {res['ueff_cm1']:.1f} cm-1 (via KD{res['ueff_kd']})"))
     lines.append(f"status {res['status']} {res['reason']}".rstrip())
     return "\n".join(lines)
 
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("xyz", help="complex geometry (extended XYZ; Dy first; xTB charges as initial_charges)")
     p.add_argument("--charge", type=int, default=None, help="total charge of the complex (3 + 2 q(L))")
     p.add_argument("--tier", choices=abinitio_settings.TIERS, default="pointcharge")
+    p.add_argument("--engine", choices=("pyscf", "openmolcas"), default="pyscf",
+                   help="openmolcas: OpenMolcas RASSCF/RASSI/SINGLE_ANISO (tier full; pymolcas on PATH or $MOLCAS)")
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="openmolcas: OpenMP threads")
+    p.add_argument("--mem-mb", type=int_at_least(256), default=2000, help="openmolcas: MOLCAS_MEM")
     p.add_argument("--basis", default=None, help="e.g. 'Dy=x2c-svpall,default=def2-svp'")
     p.add_argument("--soc-scale", type=float_in(0.5, 1.5), default=1.0, help="scale of the SOC operator")
     p.add_argument("--cache-dir", default=None, help="cache of the free-ion reference (default $SMMFLOW_CACHE or ~/.cache/smmflow)")
@@ -110,7 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         if basis:
             kw["basis"] = basis
         settings = abinitio_settings.CasscfSettings(**kw)
-    except (OSError, ValueError, KeyError) as exc:
+        if args.engine == "openmolcas":
+            from smmflow.abinitio import openmolcas as om
+
+            if args.tier != "full":
+                raise ValueError(f"--engine openmolcas computes --tier full only, not {args.tier!r}")
+            om.find_pymolcas()  # one line now, not after the geometry checks
+            engine = om.OpenMolcasCasscf(tier="full", basis=(basis or {}).get("default", om.DEFAULT_BASIS),
+                                         threads=args.threads, mem_mb=args.mem_mb)
+        else:
+            engine = None
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
         print(f"smmflow casscf: {exc}", file=sys.stderr)
         return 2
     try:  # a geometry that cannot be this complex, then the calculation: failed result, exit 1
@@ -121,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"smmflow casscf: {args.xyz} has no atomic charges: computing GFN2-xTB charges (tblite) "
                   "for the point charges", file=sys.stderr)
             add_xtb_charges(atoms)
-        res = casscf.DyCasscfSO(atoms, settings).kernel()
+        res = casscf.DyCasscfSO(atoms, settings).kernel() if engine is None else engine.kernel(atoms)
     except (ValueError, abinitio_settings.CasscfFailure) as exc:
         res = casscf.failed_result(args.tier, str(exc), time.perf_counter() - t0)
         if args.json:

@@ -192,13 +192,30 @@ def job_settings(result_settings: dict[str, Any], mem_mb: int, cache_dir: str | 
         {**result_settings, "max_memory_mb": int(mem_mb * 7 // 8), "cache_dir": cache_dir, "verbose": int(verbose)})
 
 
-def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings) -> dict[str, Any]:
-    """One CASSCF job: a result dict with status ok/failed; input and physics failures are caught."""
+ENGINES: tuple[str, ...] = ("pyscf", "openmolcas")
+
+
+def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings, engine: str = "pyscf",
+            openmolcas: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One CASSCF job: a result dict with status ok/failed; input and physics failures are caught.
+
+    ``engine``: ``pyscf`` (this package's engine, every tier) or ``openmolcas`` (tier ``full``; its
+    options, e.g. ``basis``, ``threads``, ``mem_mb``, in ``openmolcas``)."""
     import time
 
+    if engine not in ENGINES:
+        raise ValueError(f"unknown CASSCF engine {engine!r}; choose one of {ENGINES}")
     t0 = time.perf_counter()
     if row.get("status", STATUS_OK) != STATUS_OK:  # no relaxed complex: say why, not "empty complex_xyz"
         res = casscf.failed_result(settings.tier, f"no relaxed complex (proxy stage failed: {row.get('reason', '')})")
+    elif engine == "openmolcas":
+        from smmflow.abinitio import openmolcas as om
+
+        try:
+            atoms = complex_from_proxy_row(row)
+            res = om.OpenMolcasCasscf(tier=settings.tier, **(openmolcas or {})).kernel(atoms)
+        except (ValueError, KeyError, om.OpenMolcasError, om.OpenMolcasNotFound) as exc:
+            res = om.failed_result(settings.tier, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
     else:
         try:
             atoms = complex_from_proxy_row(row)
@@ -207,7 +224,13 @@ def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings) -
             res = casscf.failed_result(settings.tier, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
     res.update({LIGAND_ID: row[LIGAND_ID], "smiles": row.get("smiles", ""), "ligand_class": row.get("ligand_class", "")})
     text = row.get("complex_xyz")
-    res["provenance"] = provenance(text if isinstance(text, str) else "", settings)
+    prov = provenance(text if isinstance(text, str) else "", settings)
+    if engine == "openmolcas":
+        engine_prov = res.get("provenance") or {}
+        prov.update(engine="openmolcas", engine_version=engine_prov.get("openmolcas_version") or "",
+                    settings={"tier": settings.tier, **{k: v for k, v in (engine_prov.get("settings") or {}).items()
+                                                        if k not in ("threads", "nprocs", "mem_mb", "timeout_s")}})
+    res["provenance"] = prov
     return res
 
 

@@ -5,7 +5,7 @@ An independent second engine next to :mod:`smmflow.casscf` (PySCF), in PySCF's i
 ``pymolcas`` in a fresh scratch folder, parses the output and returns a result dict with the same
 keys as :func:`smmflow.casscf.run_complex` (``kd_energies_cm1``, ``g_principal``, ``status`` ...).
 
-    from smmflow.openmolcas import OpenMolcasCasscf
+    from smmflow.abinitio.openmolcas import OpenMolcasCasscf
     mc = OpenMolcasCasscf(threads=2, mem_mb=4000)
     res = mc.kernel(atoms)          # ase.Atoms, Dy = atom 0, atoms.info["charge"]
 
@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from smmflow.constants import DY_4F_ELECTRONS, DY_Z, N_KRAMERS_DOUBLETS_GROUND_MULTIPLET
+from smmflow.constants import DY_4F_ELECTRONS, N_KRAMERS_DOUBLETS_GROUND_MULTIPLET
+from smmflow.geometry.contract import N_FRAME_ATOMS
 
 ENGINE = "openmolcas"
 TIERS = ("full",)
@@ -459,7 +460,7 @@ def parse_output(text: str, n_inactive: int | None = None, kramers_tol_cm1: floa
     res["transition_moments_mub"] = None if tm is None else np.where(np.isnan(tm), None, tm).tolist()
     res["ueff_cm1"], res["ueff_kd"] = None, None
     if tm is not None and not np.isnan(np.diag(tm[0::2, 1::2])).any():
-        from smmflow.magnetism import blocking_barrier
+        from smmflow.abinitio.magnetism import blocking_barrier
 
         ueff, i_kd = blocking_barrier(kd, tm)
         res["ueff_cm1"], res["ueff_kd"] = ueff, int(i_kd) + 1
@@ -635,11 +636,11 @@ class OpenMolcasCasscf:
 
 def easy_axis_angle(atoms, easy_axis) -> float | None:
     """Angle of the ground easy axis to the L-Dy-L axis (as in the PySCF engine), None if unknown."""
-    if easy_axis is None or len(atoms) <= 16:
+    if easy_axis is None or len(atoms) <= N_FRAME_ATOMS:
         return None
     try:
-        from smmflow.casscf import donor_indices
-        from smmflow.magnetism import axis_angle_deg
+        from smmflow.abinitio.magnetism import axis_angle_deg
+        from smmflow.geometry.contract import donor_indices
 
         d1, d2 = donor_indices(atoms)
         p = atoms.positions
