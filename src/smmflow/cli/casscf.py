@@ -75,8 +75,10 @@ def add_xtb_charges(atoms) -> None:
 
 
 def format_kd_table(res: dict) -> str:
+    engine = (res.get("provenance") or {}).get("engine", "pyscf")
+    solver = "OpenMolcas RASSCF" if engine == "openmolcas" else res.get("orbital_optimiser", "augmented_hessian")
     lines = [f"tier {res['tier']}  converged {res['converged']}  iterations {res.get('macro_iterations')}"
-             f" ({res.get('orbital_optimiser', 'augmented_hessian')})"
+             f" ({solver})"
              f"  zeta_4f {'n/a' if res.get('zeta_4f_cm1') is None else format(res['zeta_4f_cm1'], '.1f')} cm-1"
              f"  wall {res['wall_s']:.1f} s",
              f"{'KD':>3} {'E/cm-1':>10} {'gx':>8} {'gy':>8} {'gz':>8}"]
