@@ -207,7 +207,8 @@ def test_a_changed_geometry_relabels_only_that_ligand(repo_root, tiny_run, tmp_p
     shutil.copytree(tiny_run, work, symlinks=True)
     results = sorted((work / "results/casscf/pointcharge").glob("*.json"))
     stamp = {p.name: p.stat().st_mtime_ns for p in results}
-    until = ("--configfile", str(work / "tiny.yaml"), "--until", "aggregate_casscf")
+    # the labels table as the target (--until stops at the subset checkpoint)
+    until = ("results/casscf/labels.parquet", "--configfile", str(work / "tiny.yaml"))
     proxies = work / "results/proxies/proxies.parquet"
     df = pd.read_parquet(proxies)
     df.to_parquet(proxies, index=False)  # rewritten, same content

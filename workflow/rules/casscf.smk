@@ -49,12 +49,14 @@ rule free_ion_reference:
 
 rule casscf_geometry:
     input:
-        # ancient: a re-written proxy table reruns no job by itself; the geometry's sha256 (params) does
+        # ancient: a re-written proxy table reruns no job by itself; the geometry's sha256 (params) does.
+        # The param names the table by path, not through `input`: Snakemake ignores params derived from
+        # input files when it decides what to rerun.
         proxies=ancient(R("proxies/proxies.parquet")),
     output:
         geometry=R("casscf/geometries/{ligand_id}.extxyz"),
     params:
-        geometry_sha256=lambda wc, input: geometry_sha256_of(input.proxies, wc.ligand_id),
+        geometry_sha256=lambda wc: geometry_sha256_of(R("proxies/proxies.parquet"), wc.ligand_id),
     log:
         "logs/casscf_geometry/{ligand_id}.log",
     benchmark:

@@ -15,7 +15,7 @@ rule proxy_xtb:
         R("proxies/shards/{shard}.parquet"),
     params:
         # the xTB settings only: editing the DFT block or the runtime does not rerun xTB
-        settings=lambda wildcards: stage_settings("proxies", drop=("dft",)),
+        settings=lambda wildcards: stage_settings("proxies", drop=("dft", "pointcharge")),
         n_shards=lambda wildcards: int(config["proxies"]["n_shards"]),
     log:
         "logs/proxy_xtb/{shard}.log",
@@ -58,7 +58,7 @@ rule proxy_dft:
     output:
         R("proxies/dft.parquet"),
     params:
-        settings=lambda wildcards: stage_settings("proxies"),
+        settings=lambda wildcards: stage_settings("proxies", drop=("pointcharge",)),
     log:
         "logs/proxy_dft/proxy_dft.log",
     benchmark:

@@ -41,7 +41,7 @@ rule revalidation_proxies:
         proxies=R("rounds/{round}/revalidation/proxies.parquet"),
     params:
         # the xTB settings only: editing the DFT block or the runtime does not rerun xTB
-        settings=lambda wildcards: stage_settings("proxies", drop=("dft",)),
+        settings=lambda wildcards: stage_settings("proxies", drop=("dft", "pointcharge")),
     log:
         "logs/revalidation_proxies/round{round}.log",
     benchmark:
@@ -61,6 +61,10 @@ use rule casscf_geometry as revalidation_geometry with:
         proxies=ancient(R("rounds/{round}/revalidation/proxies.parquet")),
     output:
         geometry=R("rounds/{round}/casscf/geometries/{ligand_id}.extxyz"),
+    params:
+        geometry_sha256=lambda wc: geometry_sha256_of(
+            R(f"rounds/{wc.round}/revalidation/proxies.parquet"), wc.ligand_id
+        ),
     log:
         "logs/revalidation_geometry/round{round}/{ligand_id}.log",
     benchmark:
