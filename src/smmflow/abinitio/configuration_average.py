@@ -16,7 +16,7 @@ probabilities that two active spin-orbitals are occupied together (:func:`shell_
 Its stationary orbitals are the SA-CASSCF orbitals, and each energy/gradient evaluation costs one
 J/K build of two low-rank densities instead of PySCF's integral transformation plus one J/K build
 per augmented-Hessian step. :func:`optimise_average_orbitals` minimises it by DIIS-accelerated,
-diagonally preconditioned orbital rotations; :func:`average_state_ci` then gives the 21 CASCI
+diagonally preconditioned orbital rotations; :func:`smmflow.abinitio.solvers.casci_on_average_orbitals` then gives the 21 CASCI
 states on the converged orbitals.
 """
 
