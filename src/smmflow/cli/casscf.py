@@ -48,8 +48,6 @@ def read_complex(path: str, charge: int | None):
         raise ValueError(f"{path}: not an (extended) XYZ file ({msg})") from None
     if charge is not None:
         atoms.info["charge"] = int(charge)
-    if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:
-        atoms.arrays["initial_charges"] = atoms.arrays["charges"]
     return atoms
 
 

@@ -102,4 +102,6 @@ def from_extxyz(text: str, index: int = -1):
             atoms.info[key] = int(atoms.info[key])
     for key in ("ligand_id", "smiles"):
         atoms.info[key] = str(atoms.info.get(key, ""))
+    if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:  # other writers' column name
+        atoms.arrays["initial_charges"] = atoms.arrays["charges"]
     return atoms

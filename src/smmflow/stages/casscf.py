@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,6 +16,7 @@ import pandas as pd
 
 from smmflow.abinitio import casscf
 from smmflow.abinitio import settings as abinitio_settings
+from smmflow.geometry.contract import from_extxyz
 from smmflow.tables import (
     CASSCF_SELECTION_COLUMNS,
     G_COLUMNS,
@@ -110,15 +110,11 @@ def selected_ids(selection_tsv: str | Path) -> list[str]:
 
 def complex_from_proxy_row(row: pd.Series | dict):
     """ase.Atoms of the relaxed complex stored in a proxies row (extxyz text in ``complex_xyz``)."""
-    from ase.io import read
-
     text = row["complex_xyz"]
     if not isinstance(text, str) or not text.strip():
         raise ValueError("empty complex_xyz")
-    atoms = read(io.StringIO(text), format="extxyz", index=0)
+    atoms = from_extxyz(text, index=0)
     atoms.info.setdefault("charge", int(row["complex_charge"]))
-    if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:
-        atoms.arrays["initial_charges"] = atoms.arrays["charges"]
     return atoms
 
 
