@@ -16,6 +16,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("chem",),
     ("geometry",),
     ("xtb",),
+    ("dft",),
     ("abinitio",),
     ("ml",),
     ("stages",),

@@ -57,14 +57,16 @@ rule casscf_geometry:
         geometry=R("casscf/geometries/{ligand_id}.extxyz"),
     params:
         geometry_sha256=lambda wc: geometry_sha256_of(R("proxies/proxies.parquet"), wc.ligand_id),
+        # geometry.method (xtb | dft) and, for dft, its result-changing options (docs/geometry.md)
+        geometry=geometry_settings(),
     log:
         "logs/casscf_geometry/{ligand_id}.log",
     benchmark:
         R("benchmarks/casscf_geometry/{ligand_id}.tsv")
-    threads: 1
+    threads: geometry_resource("threads", 1)
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=geometry_resource("mem_mb", 1000),
+        runtime=geometry_resource("runtime_min", 5),
     conda:
         "../../envs/chem.yaml"
     script:

@@ -69,3 +69,14 @@ def free_ion_path() -> str:
 def physics_proxies() -> list[str]:
     """The pointcharge-ladder proxy table when proxies.pointcharge.enabled (an input of the learning rules)."""
     return [R("proxies/pointcharge.parquet")] if config["proxies"]["pointcharge"]["enabled"] else []
+
+
+def geometry_settings() -> dict:
+    """The label-geometry params: the method and, for dft, its options (no resources)."""
+    g = config["geometry"]
+    return {"method": g["method"], **({"dft": result_settings(g["dft"])} if g["method"] == "dft" else {})}
+
+
+def geometry_resource(key: str, xtb_value: int) -> int:
+    """A resource of the label-geometry rules: the geometry block's for dft, a copy's for xtb."""
+    return int(config["geometry"][key]) if config["geometry"]["method"] == "dft" else xtb_value

@@ -65,6 +65,7 @@ use rule casscf_geometry as revalidation_geometry with:
         geometry_sha256=lambda wc: geometry_sha256_of(
             R(f"rounds/{wc.round}/revalidation/proxies.parquet"), wc.ligand_id
         ),
+        geometry=geometry_settings(),
     log:
         "logs/revalidation_geometry/round{round}/{ligand_id}.log",
     benchmark:

@@ -105,3 +105,40 @@ def from_extxyz(text: str, index: int = -1):
     if "initial_charges" not in atoms.arrays and "charges" in atoms.arrays:  # other writers' column name
         atoms.arrays["initial_charges"] = atoms.arrays["charges"]
     return atoms
+
+
+# --------------------------------------------------------------------------------------------
+# provenance of a label geometry
+# --------------------------------------------------------------------------------------------
+#: info keys of a label geometry file: the method that made it and, for a failed relaxation, why
+GEOMETRY_METHOD_KEY: str = "geometry_method"
+GEOMETRY_STATUS_KEY: str = "geometry_status"
+GEOMETRY_REASON_KEY: str = "geometry_reason"
+
+
+def _info_safe(text: str) -> str:
+    """A string ASE's extxyz comment line keeps intact (no quotes, no '=', one line)."""
+    return " ".join(str(text).replace('"', "'").replace("=", ":").split())
+
+
+def mark_geometry(atoms, method: str, reason: str = "") -> None:
+    """Record in ``atoms.info`` which method made this geometry and, when ``reason`` is given, that the
+    relaxation failed (the CASSCF stage then writes a failed label with that reason)."""
+    atoms.info[GEOMETRY_METHOD_KEY] = _info_safe(method)
+    if reason:
+        atoms.info[GEOMETRY_STATUS_KEY] = "failed"
+        atoms.info[GEOMETRY_REASON_KEY] = _info_safe(reason)
+    else:
+        atoms.info.pop(GEOMETRY_STATUS_KEY, None)
+        atoms.info.pop(GEOMETRY_REASON_KEY, None)
+
+
+def geometry_failure(text: str) -> str:
+    """The reason a label geometry file records for a failed relaxation ("" when it has none)."""
+    if not isinstance(text, str) or GEOMETRY_STATUS_KEY not in text:
+        return ""
+    info = from_extxyz(text, index=0).info
+    if str(info.get(GEOMETRY_STATUS_KEY, "")) != "failed":
+        return ""
+    method = str(info.get(GEOMETRY_METHOD_KEY, "")) or "geometry"
+    return f"{method} relaxation failed: {info.get(GEOMETRY_REASON_KEY, '') or 'no reason recorded'}"

@@ -8,15 +8,16 @@ import dataclasses
 import functools
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from smmflow.abinitio import casscf
 from smmflow.abinitio import settings as abinitio_settings
-from smmflow.geometry.contract import from_extxyz
+from smmflow.geometry.contract import from_extxyz, geometry_failure
 from smmflow.tables import (
     CASSCF_SELECTION_COLUMNS,
     G_COLUMNS,
@@ -126,8 +127,10 @@ def geometry_sha256(text: str) -> str:
 @functools.lru_cache(maxsize=8)
 def _geometry_shas(proxies_path: str, mtime_ns: int) -> dict[str, str]:
     df = pd.read_parquet(proxies_path, columns=[LIGAND_ID, "complex_xyz"])
-    return {lid: geometry_sha256(text if isinstance(text, str) else "")
-            for lid, text in zip(df[LIGAND_ID], df["complex_xyz"])}
+    return {
+        lid: geometry_sha256(text if isinstance(text, str) else "")
+        for lid, text in zip(df[LIGAND_ID], df["complex_xyz"])
+    }
 
 
 def geometry_sha256_of(proxies_path: str | Path, ligand_id: str) -> str:
@@ -179,20 +182,26 @@ def provenance(geometry_text: str, settings: abinitio_settings.CasscfSettings) -
     }
 
 
-def job_settings(result_settings: dict[str, Any], mem_mb: int, cache_dir: str | None,
-                 verbose: int = 0) -> abinitio_settings.CasscfSettings:
+def job_settings(
+    result_settings: dict[str, Any], mem_mb: int, cache_dir: str | None, verbose: int = 0
+) -> abinitio_settings.CasscfSettings:
     """Settings of one workflow job: the result-changing settings (the rule's params) plus what changes
     no result: PySCF's memory from the rule's ``mem_mb`` (7/8 of it; the rest is Python's), the
     free-ion cache folder and PySCF's verbosity."""
     return abinitio_settings.settings_from_mapping(
-        {**result_settings, "max_memory_mb": int(mem_mb * 7 // 8), "cache_dir": cache_dir, "verbose": int(verbose)})
+        {**result_settings, "max_memory_mb": int(mem_mb * 7 // 8), "cache_dir": cache_dir, "verbose": int(verbose)}
+    )
 
 
 ENGINES: tuple[str, ...] = ("pyscf", "openmolcas")
 
 
-def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings, engine: str = "pyscf",
-            openmolcas: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_job(
+    row: pd.Series | dict,
+    settings: abinitio_settings.CasscfSettings,
+    engine: str = "pyscf",
+    openmolcas: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One CASSCF job: a result dict with status ok/failed; input and physics failures are caught.
 
     ``engine``: ``pyscf`` (this package's engine, every tier) or ``openmolcas`` (tier ``full``; its
@@ -204,6 +213,8 @@ def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings, e
     t0 = time.perf_counter()
     if row.get("status", STATUS_OK) != STATUS_OK:  # no relaxed complex: say why, not "empty complex_xyz"
         res = casscf.failed_result(settings.tier, f"no relaxed complex (proxy stage failed: {row.get('reason', '')})")
+    elif geometry_failure(row.get("complex_xyz")):  # a failed DFT relaxation (rule casscf_geometry)
+        res = casscf.failed_result(settings.tier, geometry_failure(row.get("complex_xyz")))
     elif engine == "openmolcas":
         from smmflow.abinitio import openmolcas as om
 
@@ -218,14 +229,25 @@ def run_job(row: pd.Series | dict, settings: abinitio_settings.CasscfSettings, e
             res = casscf.run_complex(atoms, settings)
         except (ValueError, KeyError, abinitio_settings.CasscfFailure, np.linalg.LinAlgError) as exc:
             res = casscf.failed_result(settings.tier, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
-    res.update({LIGAND_ID: row[LIGAND_ID], "smiles": row.get("smiles", ""), "ligand_class": row.get("ligand_class", "")})
+    res.update(
+        {LIGAND_ID: row[LIGAND_ID], "smiles": row.get("smiles", ""), "ligand_class": row.get("ligand_class", "")}
+    )
     text = row.get("complex_xyz")
     prov = provenance(text if isinstance(text, str) else "", settings)
     if engine == "openmolcas":
         engine_prov = res.get("provenance") or {}
-        prov.update(engine="openmolcas", engine_version=engine_prov.get("openmolcas_version") or "",
-                    settings={"tier": settings.tier, **{k: v for k, v in (engine_prov.get("settings") or {}).items()
-                                                        if k not in ("threads", "nprocs", "mem_mb", "timeout_s")}})
+        prov.update(
+            engine="openmolcas",
+            engine_version=engine_prov.get("openmolcas_version") or "",
+            settings={
+                "tier": settings.tier,
+                **{
+                    k: v
+                    for k, v in (engine_prov.get("settings") or {}).items()
+                    if k not in ("threads", "nprocs", "mem_mb", "timeout_s")
+                },
+            },
+        )
     res["provenance"] = prov
     return res
 
@@ -234,8 +256,12 @@ def pointcharge_proxy_row(row: dict[str, Any], settings: abinitio_settings.Cassc
     """The pointcharge-tier KD ladder of one proxies row as a row of ``POINTCHARGE_PROXY_COLUMNS``."""
     res = run_job(row, dataclasses.replace(settings, tier="pointcharge"))
     lab = label_row(res)
-    out: dict[str, Any] = {LIGAND_ID: row[LIGAND_ID], "status": lab["status"], "reason": lab["reason"],
-                           "wall_s": res.get("wall_s", 0.0)}
+    out: dict[str, Any] = {
+        LIGAND_ID: row[LIGAND_ID],
+        "status": lab["status"],
+        "reason": lab["reason"],
+        "wall_s": res.get("wall_s", 0.0),
+    }
     for k in range(2, N_KD + 1):
         out[f"pc_kd{k}_cm1"] = lab[f"kd{k}_cm1"]
     for ax in "xyz":
@@ -243,8 +269,9 @@ def pointcharge_proxy_row(row: dict[str, Any], settings: abinitio_settings.Cassc
     return out
 
 
-def pointcharge_proxy_table(proxies: pd.DataFrame, settings: abinitio_settings.CasscfSettings,
-                            log=None) -> pd.DataFrame:
+def pointcharge_proxy_table(
+    proxies: pd.DataFrame, settings: abinitio_settings.CasscfSettings, log=None
+) -> pd.DataFrame:
     """Pointcharge-tier ladders of the rows whose xTB stage is ok (failed rows are skipped: they have
     no geometry), in one process so that the free-ion reference is loaded once."""
     ok = proxies[proxies["status"] == STATUS_OK]
@@ -264,7 +291,17 @@ def concat_shards(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.Da
 def label_row(res: dict[str, Any]) -> dict[str, Any]:
     """One labels-table row (``LABEL_COLUMNS``) from a job result."""
     row: dict[str, Any] = {c: None for c in LABEL_COLUMNS}
-    for c in (LIGAND_ID, "smiles", "ligand_class", "tier", "status", "reason", "wall_s", "ueff_cm1", "easy_axis_angle_deg"):
+    for c in (
+        LIGAND_ID,
+        "smiles",
+        "ligand_class",
+        "tier",
+        "status",
+        "reason",
+        "wall_s",
+        "ueff_cm1",
+        "easy_axis_angle_deg",
+    ):
         row[c] = res.get(c)
     row["converged"] = bool(res.get("converged", False))
     kd = res.get("kd_energies_cm1")
