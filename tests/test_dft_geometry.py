@@ -311,3 +311,39 @@ def test_geometry_params_hold_no_resources(config):
 
     settings = result_settings(config["geometry"])
     assert "threads" not in settings and "mem_mb" not in settings and "runtime_min" not in settings
+
+
+# --------------------------------------------------------------------------------------------
+# the flexible xTB option: waters free, no exact C2
+# --------------------------------------------------------------------------------------------
+def _c2_error(atoms) -> float:
+    """RMS distance (A) between the complex and its image under the builder's C2 about x (ligands swapped)."""
+    from smmflow.geometry.contract import donor_indices
+
+    p = atoms.get_positions()
+    d1, d2 = donor_indices(atoms)
+    img = p @ np.diag([1.0, -1.0, -1.0])
+    perm = list(range(d1)) + list(range(d2, len(atoms))) + list(range(d1, d2))  # ligand 1 <-> ligand 2
+    return float(np.sqrt(np.mean(np.sum((img[perm][d1:] - p[d1:]) ** 2, axis=1))))
+
+
+def test_flexible_free_waters_break_c2(ome):
+    from smmflow.xtb.relax import relax_complex
+
+    sym, _ = relax_complex(ome, mode="rigid", fmax=0.1, max_steps=30)
+    assert _c2_error(sym) < 1e-4  # the symmetric start stays symmetric
+    free, info = relax_complex(
+        ome, mode="flexible", waters="free", symmetry_break_a=0.05, seed=3, fmax=0.1, max_steps=300
+    )
+    assert info.converged
+    assert _c2_error(free) > 1e-3
+    p, p0 = free.get_positions(), ome.get_positions()
+    assert np.allclose(p[0], p0[0])  # Dy is the anchor
+    assert not np.allclose(p[[1, 4, 7, 10, 13]], p0[[1, 4, 7, 10, 13]], atol=1e-3)  # water O moved
+    assert binding_problems(free) == []
+    again, _ = relax_complex(
+        ome, mode="flexible", waters="free", symmetry_break_a=0.05, seed=3, fmax=0.1, max_steps=300
+    )
+    np.testing.assert_allclose(again.get_positions(), p)  # seeded
+    with pytest.raises(ValueError, match="symmetry_break_a"):
+        relax_complex(ome, symmetry_break_a=-0.1)

@@ -18,14 +18,17 @@ FAST = px.ProxySettings(n_conformers=2, n_rotations=6, seed=0)
 
 
 def _lig(smiles, cls, q, lid):
-    return {"ligand_id": lid, "smiles": smiles, "ligand_class": cls, "ligand_charge": q,
-            "complex_charge": 3 + 2 * q}
+    return {"ligand_id": lid, "smiles": smiles, "ligand_class": cls, "ligand_charge": q, "complex_charge": 3 + 2 * q}
 
 
 @pytest.fixture(scope="module")
 def rows():
-    ligs = [_lig("[O-]C", "O-", -1, "L1"), _lig("OC", "O", 0, "L2"), _lig("N#CC", "N", 0, "L3"),
-            _lig("[N-]1C=CC=C1", "N-", -1, "L4")]
+    ligs = [
+        _lig("[O-]C", "O-", -1, "L1"),
+        _lig("OC", "O", 0, "L2"),
+        _lig("N#CC", "N", 0, "L3"),
+        _lig("[N-]1C=CC=C1", "N-", -1, "L4"),
+    ]
     return {r["smiles"]: px.proxy_row(r, FAST) for r in ligs}
 
 
@@ -78,8 +81,8 @@ def test_relaxation_lowers_energy_and_keeps_frame():
     assert np.allclose(relaxed.positions[:16], atoms.positions[:16])  # Dy + waters frozen
     # rigid mode: intra-ligand distances unchanged
     n = atoms.info["n_ligand_atoms"]
-    lig0, lig1 = atoms.positions[16:16 + n], relaxed.positions[16:16 + n]
-    dm = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)  # noqa: E731
+    lig0, lig1 = atoms.positions[16 : 16 + n], relaxed.positions[16 : 16 + n]
+    dm = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)
     assert np.allclose(dm(lig0), dm(lig1), atol=1e-6)
     flex, finfo = relax.relax_complex(relaxed, mode="flexible", fmax=0.1)
     assert finfo.energy_eh <= info.energy_eh + 1e-8
@@ -94,7 +97,7 @@ def test_rigid_gradient_matches_finite_differences():
     sl = relax.ligand_slices(atoms)[0]
     ref = pos[sl].copy()
     piv = ref[0].copy()
-    e, g = eng.compute(pos)
+    _, g = eng.compute(pos)
     g = g[sl] * relax.HARTREE_PER_BOHR_TO_EV_PER_A
     rel = ref - piv
     analytic = [float(np.sum(g * (rel @ dr.T))) for dr in relax._rotation_derivatives(np.zeros(3))]
@@ -102,8 +105,8 @@ def test_rigid_gradient_matches_finite_differences():
     for j in range(3):
         w = np.zeros(3)
         w[j] = h
-        ep = eng.compute(np.vstack([pos[:sl.start], rel @ relax._rotation_matrix(w).T + piv, pos[sl.stop:]]))[0]
-        em = eng.compute(np.vstack([pos[:sl.start], rel @ relax._rotation_matrix(-w).T + piv, pos[sl.stop:]]))[0]
+        ep = eng.compute(np.vstack([pos[: sl.start], rel @ relax._rotation_matrix(w).T + piv, pos[sl.stop :]]))[0]
+        em = eng.compute(np.vstack([pos[: sl.start], rel @ relax._rotation_matrix(-w).T + piv, pos[sl.stop :]]))[0]
         fd = (ep - em) / (2 * h) * 27.211386245988
         assert analytic[j] == pytest.approx(fd, rel=1e-3, abs=2e-4)
 
@@ -228,7 +231,7 @@ def test_axial_mode_moves_ligands_only_along_and_about_the_axis():
 
 def test_water_rotation_keeps_the_pentagon():
     atoms = builder.build_complex("[O-]C", seed=0)
-    relaxed, info = relax.relax_complex(atoms, mode="rigid", waters="rotate", fmax=0.1)
+    relaxed, _ = relax.relax_complex(atoms, mode="rigid", waters="rotate", fmax=0.1)
     o = [1, 4, 7, 10, 13]
     assert np.allclose(relaxed.positions[o], atoms.positions[o])
     assert np.allclose(relaxed.positions[0], 0.0)
@@ -256,7 +259,7 @@ def test_bad_relaxation_arguments():
     with pytest.raises(ValueError, match="mode"):
         relax.relax_complex(atoms, mode="fast")
     with pytest.raises(ValueError, match="water"):
-        relax.relax_complex(atoms, waters="free")
+        relax.relax_complex(atoms, waters="floating")
 
 
 def test_proxy_row_is_reproducible():

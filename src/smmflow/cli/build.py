@@ -27,9 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--waters",
-        choices=("fixed", "rotate"),
+        choices=("fixed", "rotate", "free"),
         default="fixed",
-        help="equatorial waters frozen, or turning about their fixed O",
+        help="equatorial waters frozen, turning about their fixed O, or free (every atom but Dy moves)",
+    )
+    ap.add_argument(
+        "--symmetry-break",
+        type=float_in(0.0, 0.5),
+        default=0.0,
+        help="RMS random displacement (A, seeded by --seed) of the movable atoms before the xTB "
+        "relaxation, so that it can leave the builder's exact C2 (default 0)",
     )
     ap.add_argument("--fmax", type=float_in(1e-4, 10.0), default=0.05, help="force threshold, eV/A (default 0.05)")
     ap.add_argument(
@@ -58,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.relax:
             from smmflow.xtb.relax import relax_complex
 
-            atoms, info = relax_complex(atoms, mode=args.mode, fmax=args.fmax, waters=args.waters)
+            atoms, info = relax_complex(
+                atoms,
+                mode=args.mode,
+                fmax=args.fmax,
+                waters=args.waters,
+                symmetry_break_a=args.symmetry_break,
+                seed=args.seed,
+            )
             print(
                 f"relaxed: {info.n_steps} steps, converged={info.converged}, E={info.energy_eh:.6f} Eh", file=sys.stderr
             )

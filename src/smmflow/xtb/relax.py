@@ -5,8 +5,10 @@ charge is 3 + 2 q(L). Units: tblite works in bohr/hartree; this module takes and
 positions in angstrom, energies in hartree, and uses eV/A only for force thresholds (``fmax``),
 as ASE does.
 
-Relaxation modes (Dy and the five water O atoms are always frozen: the equatorial pentagon is
-kept; with ``waters='rotate'`` each water may turn about its O, otherwise the waters are frozen)
+Relaxation modes (Dy is always frozen, the anchor of the frame; with ``waters='fixed'`` the waters
+are frozen, with ``waters='rotate'`` each water may turn about its fixed O (the equatorial pentagon
+is kept), with ``waters='free'`` the waters move like the ligands: rigid bodies in ``rigid``,
+every atom in ``flexible``)
 -----------------------------------------------------------------------------------------------
 ``axial``
     The cheapest: each ligand only slides along and turns about its Dy-donor axis (2 degrees of
@@ -26,6 +28,11 @@ search, one GFN2 energy+gradient per step; converged when every atom's (body's) 
 ``fmax`` eV/A. (scipy L-BFGS-B was tried first: its line search makes long trial steps on which
 the SCC from the previous wavefunction stalls, costing up to 20 s per step.)
 The SCC of every step restarts from the previous step's wavefunction (tblite result reuse).
+
+Symmetry: the builder's start is exactly C2-symmetric and a relaxation from it keeps the symmetry
+(forces are symmetric too). ``symmetry_break_a`` > 0 displaces every movable atom by a seeded random
+vector of that RMS length (A) first, so the relaxation can leave C2 (``flexible`` with
+``waters='free'`` and a symmetry break: the least constrained xTB geometry).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from smmflow.xtb.engine import GFN2Engine, XtbError, XtbProperties, XtbTimeout
 
 HARTREE_PER_BOHR_TO_EV_PER_A: float = C.HARTREE_TO_EV / C.BOHR_TO_ANGSTROM
 RELAX_MODES: tuple[str, ...] = ("axial", "rigid", "flexible", "rigid+flexible")
-WATER_MODES: tuple[str, ...] = ("fixed", "rotate")
+WATER_MODES: tuple[str, ...] = ("fixed", "rotate", "free")
 #: initial BFGS Hessian (eV/A^2) for rigid-body coordinates (Cartesian atoms use ASE's 70)
 RIGID_H0_EV_A2: float = 3.0  # 3 needed ~25% fewer steps than 10 and 40% fewer than 30 (8 ligands)
 
@@ -97,17 +104,26 @@ class RigidBody:
 
 def rigid_bodies(atoms, waters: str = "fixed") -> list[RigidBody]:
     """The two axial ligands (rotate about their donor + translate); with ``waters='rotate'`` also
-    each water as a body rotating about its (fixed) O, so the pentagon is kept."""
+    each water as a body rotating about its (fixed) O, so the pentagon is kept; with ``waters='free'``
+    each water rotates about its O and translates."""
     bodies = [RigidBody(np.arange(s.start, s.stop), s.start, True) for s in ligand_slices(atoms)]
-    if waters == "rotate":
+    if waters in ("rotate", "free"):
         for k in range(C.N_EQUATORIAL_WATERS):
             o = 1 + 3 * k
-            bodies.append(RigidBody(np.array([o, o + 1, o + 2]), o, False))
+            bodies.append(RigidBody(np.array([o, o + 1, o + 2]), o, waters == "free"))
     return bodies
 
 
-def bfgs_trust(fun, x0: np.ndarray, groups: list[np.ndarray], *, fmax: float, max_steps: int,
-               maxstep: float = 0.2, h0: float = 10.0) -> tuple[np.ndarray, bool]:
+def bfgs_trust(
+    fun,
+    x0: np.ndarray,
+    groups: list[np.ndarray],
+    *,
+    fmax: float,
+    max_steps: int,
+    maxstep: float = 0.2,
+    h0: float = 10.0,
+) -> tuple[np.ndarray, bool]:
     """Minimise ``fun(x) -> (E, dE/dx)`` with BFGS steps capped at ``maxstep`` per group of
     coordinates (no line search: one energy+gradient per step, as ASE's BFGS). If ``fun`` raises
     :class:`XtbError` at a trial point, the step is shortened (x1/4, twice) before giving up.
@@ -150,8 +166,14 @@ def bfgs_trust(fun, x0: np.ndarray, groups: list[np.ndarray], *, fmax: float, ma
     return x, max(float(np.linalg.norm(g[grp])) for grp in groups) < fmax
 
 
-def _relax_rigid(engine: GFN2Engine, positions: np.ndarray, bodies: list[RigidBody], fmax: float,
-                 max_steps: int, maxstep: float = 0.2) -> tuple[np.ndarray, bool]:
+def _relax_rigid(
+    engine: GFN2Engine,
+    positions: np.ndarray,
+    bodies: list[RigidBody],
+    fmax: float,
+    max_steps: int,
+    maxstep: float = 0.2,
+) -> tuple[np.ndarray, bool]:
     """Rigid-body relaxation. Coordinates per body: translation (A, if allowed) and rotation
     vector times the body's RMS lever length L (A), so that all steps and forces are in A, eV/A."""
     refs = [positions[b.indices] - positions[b.pivot] for b in bodies]
@@ -189,16 +211,18 @@ def _relax_rigid(engine: GFN2Engine, positions: np.ndarray, bodies: list[RigidBo
                 jac[ws.start + j] = float(np.sum(gk * (ref @ dr.T))) / lev
         return e * C.HARTREE_TO_EV, jac
 
-    x, converged = bfgs_trust(fun, np.zeros(k), groups, fmax=fmax, max_steps=max_steps, maxstep=maxstep,
-                              h0=RIGID_H0_EV_A2)
+    x, converged = bfgs_trust(
+        fun, np.zeros(k), groups, fmax=fmax, max_steps=max_steps, maxstep=maxstep, h0=RIGID_H0_EV_A2
+    )
     pos = unpack(x)
     if not np.allclose(pos, engine.last_positions):
         engine.compute(pos)
     return pos, converged
 
 
-def _relax_axial(engine: GFN2Engine, positions: np.ndarray, slices: list[slice], fmax: float,
-                 max_steps: int, maxstep: float = 0.2) -> tuple[np.ndarray, bool]:
+def _relax_axial(
+    engine: GFN2Engine, positions: np.ndarray, slices: list[slice], fmax: float, max_steps: int, maxstep: float = 0.2
+) -> tuple[np.ndarray, bool]:
     """Each ligand slides along its Dy-donor axis (t, A) and turns about it (phi times lever, A)."""
     refs = [positions[sl] - positions[sl.start] for sl in slices]
     pivots = [positions[sl.start].copy() for sl in slices]
@@ -226,16 +250,18 @@ def _relax_axial(engine: GFN2Engine, positions: np.ndarray, slices: list[slice],
         return e * C.HARTREE_TO_EV, jac
 
     groups = [np.array([i]) for i in range(2 * len(slices))]
-    x, converged = bfgs_trust(fun, np.zeros(2 * len(slices)), groups, fmax=fmax, max_steps=max_steps,
-                              maxstep=maxstep, h0=RIGID_H0_EV_A2)
+    x, converged = bfgs_trust(
+        fun, np.zeros(2 * len(slices)), groups, fmax=fmax, max_steps=max_steps, maxstep=maxstep, h0=RIGID_H0_EV_A2
+    )
     pos = unpack(x)
     if not np.allclose(pos, engine.last_positions):
         engine.compute(pos)
     return pos, converged
 
 
-def _relax_flexible(engine: GFN2Engine, positions: np.ndarray, free: np.ndarray, fmax: float,
-                    max_steps: int, maxstep: float = 0.2) -> tuple[np.ndarray, bool]:
+def _relax_flexible(
+    engine: GFN2Engine, positions: np.ndarray, free: np.ndarray, fmax: float, max_steps: int, maxstep: float = 0.2
+) -> tuple[np.ndarray, bool]:
     """Cartesian relaxation of the atoms ``free`` (everything else frozen)."""
 
     def unpack(x):
@@ -248,19 +274,32 @@ def _relax_flexible(engine: GFN2Engine, positions: np.ndarray, free: np.ndarray,
         return e * C.HARTREE_TO_EV, (g[free] * HARTREE_PER_BOHR_TO_EV_PER_A).ravel()
 
     groups = [np.arange(3 * i, 3 * i + 3) for i in range(len(free))]
-    x, converged = bfgs_trust(fun, positions[free].ravel(), groups, fmax=fmax, max_steps=max_steps,
-                              maxstep=maxstep, h0=70.0)
+    x, converged = bfgs_trust(
+        fun, positions[free].ravel(), groups, fmax=fmax, max_steps=max_steps, maxstep=maxstep, h0=70.0
+    )
     pos = unpack(x)
     if not np.allclose(pos, engine.last_positions):
         engine.compute(pos)
     return pos, converged
 
 
-def relax_complex(atoms, *, mode: str = "rigid", fmax: float = 0.05, max_steps: int = 200,
-                  accuracy: float = 1.0, max_iter: int = 100, waters: str = "fixed",
-                  maxstep: float = 0.2, max_wall_s: float | None = None):
-    """Relax the axial ligands of a [Dy(H2O)5L2] with GFN2-xTB (Dy and water O frozen; water H
-    frozen too unless ``waters="rotate"``). See the module docstring for ``mode``.
+def relax_complex(
+    atoms,
+    *,
+    mode: str = "rigid",
+    fmax: float = 0.05,
+    max_steps: int = 200,
+    accuracy: float = 1.0,
+    max_iter: int = 100,
+    waters: str = "fixed",
+    maxstep: float = 0.2,
+    max_wall_s: float | None = None,
+    symmetry_break_a: float = 0.0,
+    seed: int = 0,
+):
+    """Relax the axial ligands of a [Dy(H2O)5L2] with GFN2-xTB (Dy frozen; waters frozen, turning
+    about their O (``"rotate"``) or free (``"free"``)). See the module docstring for ``mode`` and
+    ``symmetry_break_a`` (RMS random displacement, A, seeded by ``seed``, of the movable atoms).
 
     Returns ``(relaxed_atoms, RelaxInfo)``; the copy carries ``initial_charges`` (GFN2 charges at
     the final geometry) and ``info['xtb_energy_eh']``. Raises :class:`XtbError` on SCC failure
@@ -272,8 +311,14 @@ def relax_complex(atoms, *, mode: str = "rigid", fmax: float = 0.05, max_steps: 
         raise ValueError(f"unknown water mode {waters!r}; choose one of {WATER_MODES}")
     if fmax <= 0 or max_steps < 1:
         raise ValueError("fmax must be > 0 and max_steps >= 1")
+    if symmetry_break_a < 0:
+        raise ValueError("symmetry_break_a must be >= 0")
     charge = int(atoms.info["charge"])
     pos = atoms.get_positions().copy()
+    if symmetry_break_a > 0:
+        first = 1 if waters == "free" else N_FRAME_ATOMS  # Dy (and fixed/rotating waters) stay
+        kick = np.random.default_rng(seed).normal(size=(len(atoms) - first, 3))
+        pos[first:] += kick * (symmetry_break_a / np.sqrt(np.mean(np.sum(kick**2, axis=1))))
     deadline = None if max_wall_s is None else time.monotonic() + float(max_wall_s)
     engine = GFN2Engine(atoms.numbers, pos, charge, accuracy=accuracy, max_iter=max_iter, deadline=deadline)
     converged = True
@@ -285,6 +330,8 @@ def relax_complex(atoms, *, mode: str = "rigid", fmax: float = 0.05, max_steps: 
         free = np.arange(N_FRAME_ATOMS, len(atoms))
         if waters == "rotate":  # water O fixed (the pentagon), water H free
             free = np.concatenate([[1 + 3 * k + j for k in range(C.N_EQUATORIAL_WATERS) for j in (1, 2)], free])
+        elif waters == "free":  # every atom but Dy
+            free = np.arange(1, len(atoms))
         pos, converged = _relax_flexible(engine, pos, free, fmax, max_steps, maxstep)
     if engine.last_positions is None or not np.allclose(pos, engine.last_positions):
         engine.compute(pos)
@@ -300,7 +347,7 @@ def relax_complex(atoms, *, mode: str = "rigid", fmax: float = 0.05, max_steps: 
         converged=converged,
         n_steps=engine.n_calls,
         energy_eh=props.energy_eh,
-        max_force_ev_a=float(np.max(np.linalg.norm(grad[N_FRAME_ATOMS:], axis=1))),
+        max_force_ev_a=float(np.max(np.linalg.norm(grad[1 if waters == "free" else N_FRAME_ATOMS :], axis=1))),
         properties=props,
     )
     return out, info
