@@ -208,14 +208,26 @@ def test_xtb_method_marks_the_geometry(ome):
 CHEAP = {"basis": "sto-3g", "grid_level": 0, "start_grid_level": 0, "disp": "none", "conv_tol": 1e-6}
 
 
+def test_unconverged_scf_is_a_failed_geometry(ome):
+    """One SCF cycle cannot converge: a failed geometry with the reason, no exception (a few s)."""
+    from smmflow.stages.geometry import label_geometry
+
+    text, summary = label_geometry(to_extxyz(ome), "dft", {**CHEAP, "max_cycle": 1}, threads=1)
+    assert (summary["status"], summary["reason"]) == ("failed", "SCF not converged at the start geometry")
+    assert summary["n_gradients"] == 0
+    assert geometry_failure(text) == "dft relaxation failed: SCF not converged at the start geometry"
+
+
+@pytest.mark.slow
 def test_unconverged_optimisation_is_a_failed_geometry(ome):
-    """max_steps=1 cannot converge from the builder's geometry: a marked xTB geometry, no exception."""
+    """max_steps=1 cannot converge from the builder's geometry: a marked xTB geometry, no exception
+    (~35 CPU-s: SCF + 2 gradients in a minimal basis)."""
     from smmflow.stages.geometry import label_geometry
 
     text, summary = label_geometry(to_extxyz(ome), "dft", {**CHEAP, "max_steps": 1}, threads=1)
     assert summary["status"] == "failed"
     assert summary["reason"] == "geometry not converged in 1 steps"
-    assert summary["n_gradients"] == 1
+    assert summary["n_gradients"] in (1, 2)  # geomeTRIC evaluates the start and the one step it may take
     assert geometry_failure(text) == "dft relaxation failed: geometry not converged in 1 steps"
     np.testing.assert_allclose(from_extxyz(text).get_positions(), ome.get_positions(), atol=1e-6)
 

@@ -193,6 +193,9 @@ class DyComplexRelaxer:
         mol.spin = 0
         mol.max_memory = int(self.max_memory)
         mol.verbose = int(self.verbose)
+        # keep the 3-index DF tensor in memory (~0.3 GB here): without it a J-only (pure functional) SCF
+        # recomputes the 3-centre integrals twice per cycle (pyscf.df.df_jk.get_j; 27 % of a step, py-spy)
+        mol.incore_anyway = True
         n_el = int(sum(atoms.numbers)) - DY_III_LARGE_CORE_ELECTRONS - mol.charge
         if n_el % 2:
             raise DftGeometryError(
