@@ -38,9 +38,13 @@ import numpy as np
 
 from smmflow import constants as C
 from smmflow.geometry.binding import BindingCriteria, binding_problems
+from smmflow.native_blas import select_pyscf_blas_kernel
 from smmflow.tables import STATUS_FAILED, STATUS_OK
 
 log = logging.getLogger(__name__)
+# AVX2 kernels for PySCF's bundled OpenBLAS, before any pyscf import of the process: the XC gradient
+# is dgemm-bound (pyscf.lib.dot), ~3x slower with the generic kernels on AMD Zen 3/4
+select_pyscf_blas_kernel()
 
 #: Dy core electrons of a 4f-in-core Dy(III) ECP: [Kr] 4d10 (46) + 4f9
 DY_III_LARGE_CORE_ELECTRONS: int = 46 + C.DY_4F_ELECTRONS
