@@ -17,18 +17,30 @@ from smmflow.ml.heads.ensemble import fit_kd_ensemble
 from smmflow.ml.vae.trainer import TrainConfig, latent_means, train_vae
 
 
-@pytest.mark.parametrize("smi,cls", [("[O-]c1ccccc1", "O-"), ("OCC", "O"), ("N1CCCC1", "N"),
-                                     ("[NH-]C(C)C", "N-"), ("n1ccccc1", "N")])
+@pytest.mark.parametrize(
+    "smi,cls", [("[O-]c1ccccc1", "O-"), ("OCC", "O"), ("N1CCCC1", "N"), ("[NH-]C(C)C", "N-"), ("n1ccccc1", "N")]
+)
 def test_donor_first_ligands_accepted_with_class(smi, cls):
     canon, c = donor_first_ligand(smi)
     assert c == cls
     assert Chem.MolFromSmiles(canon).GetAtomWithIdx(0).GetSymbol() == cls[0]
 
 
-@pytest.mark.parametrize("bad,why", [("CCO", "not an O/N donor"), ("O", "fewer than 2"), ("OC.C", "fragment"),
-                                     ("C1CC", "cannot parse"), ("[N+](C)(C)(C)C", "donor formal charge"),
-                                     ("[NH3+]C", "donor formal charge"), ("[N-]C", "radical"), ("OC[O-]", "charged atom"),
-                                     ("", "empty"), ("[O]C", "radical")])
+@pytest.mark.parametrize(
+    "bad,why",
+    [
+        ("CCO", "not an O/N donor"),
+        ("O", "fewer than 2"),
+        ("OC.C", "fragment"),
+        ("C1CC", "cannot parse"),
+        ("[N+](C)(C)(C)C", "donor formal charge"),
+        ("[NH3+]C", "donor formal charge"),
+        ("[N-]C", "radical"),
+        ("OC[O-]", "charged atom"),
+        ("", "empty"),
+        ("[O]C", "radical"),
+    ],
+)
 def test_bad_ligands_rejected_with_reason(bad, why):
     with pytest.raises(ValueError, match=why):
         donor_first_ligand(bad)
@@ -55,13 +67,23 @@ def tiny_model():
     # side inputs the generation code can rebuild: structure columns are proxy targets
     struct_names = ["dist_dy_donor1_a", "dist_dy_donor2_a", "angle_l_dy_l_deg"]
     rng = np.random.default_rng(1)
-    struct = pd.DataFrame({"dist_dy_donor1_a": rng.uniform(2.1, 2.4, 8), "dist_dy_donor2_a": rng.uniform(2.1, 2.4, 8),
-                           "angle_l_dy_l_deg": rng.uniform(150, 180, 8)})
+    struct = pd.DataFrame(
+        {
+            "dist_dy_donor1_a": rng.uniform(2.1, 2.4, 8),
+            "dist_dy_donor2_a": rng.uniform(2.1, 2.4, 8),
+            "angle_l_dy_l_deg": rng.uniform(150, 180, 8),
+        }
+    )
     side, side_names = side_features(struct, data.ligand_class, struct_names)
     data.proxy, data.proxy_names = struct.to_numpy(), struct_names
     data.side, data.side_names = side, side_names
-    tm, _, _ = train_vae(data, TINY, TrainConfig(epochs=30, batch_size=8, learning_rate=1e-2, val_fraction=0.0, threads=1),
-                         seed=0, struct_names=struct_names)
+    tm, _, _ = train_vae(
+        data,
+        TINY,
+        TrainConfig(epochs=30, batch_size=8, learning_rate=1e-2, val_fraction=0.0, threads=1),
+        seed=0,
+        struct_names=struct_names,
+    )
     tm.ensemble = fit_kd_ensemble(latent_means(tm, data.smiles), data.side, data.kd, seed=0, n_members=3, epochs=50)
     return tm, data
 
@@ -95,11 +117,22 @@ def test_selfies_model_generates_valid_donor_first_ligands():
     from test_learning_training import tiny_data
 
     data = tiny_data(n_kd=8)
-    tm, _, _ = train_vae(data, TINY, TrainConfig(epochs=5, batch_size=8, val_fraction=0.0, threads=1), seed=0,
-                         struct_names=[], representation="selfies")
+    tm, _, _ = train_vae(
+        data,
+        TINY,
+        TrainConfig(epochs=5, batch_size=8, val_fraction=0.0, threads=1),
+        seed=0,
+        struct_names=[],
+        representation="selfies",
+    )
     assert tm.vocab.representation == "selfies"
-    df = generate(tm, GenerationConfig(n_per_strategy=30, strategies=("prior", "perturb")), seed=0,
-                  known_smiles=data.smiles, known_kd=data.kd[:, 0])
+    df = generate(
+        tm,
+        GenerationConfig(n_per_strategy=30, strategies=("prior", "perturb")),
+        seed=0,
+        known_smiles=data.smiles,
+        known_kd=data.kd[:, 0],
+    )
     ok = df[df["status"] == "ok"]
     assert all(donor_first_ligand(s)[0] == s for s in ok["smiles"])
     # SELFIES: every failure is a chemistry filter, never an unparsable string
@@ -113,7 +146,7 @@ def test_unknown_strategy_is_an_error(tiny_model):
 
 
 def test_predict_kd_shapes(tiny_model):
-    tm, data = tiny_model
+    tm, _ = tiny_model
     mean, sd = predict_kd(tm, ["OCC", "[O-]c1ccccc1"])
     assert mean.shape == (2,) and np.isfinite(mean).all() and (sd >= 0).all()
 
@@ -125,10 +158,38 @@ def test_internal_diversity_limits():
 
 
 def test_metrics_counts():
-    df = pd.DataFrame({"smiles": ["OCC", "N1CC1", "OCC", "xx"], "strategy": ["prior"] * 4,
-                       "status": ["ok", "ok", "failed", "failed"], "reason": ["", "", "duplicate", "RDKit cannot parse it"],
-                       "novel": [True, False, None, None], "pred_kd2_cm1": [1.0, 2.0, np.nan, np.nan]})
+    df = pd.DataFrame(
+        {
+            "smiles": ["OCC", "N1CC1", "OCC", "xx"],
+            "strategy": ["prior"] * 4,
+            "status": ["ok", "ok", "failed", "failed"],
+            "reason": ["", "", "duplicate", "RDKit cannot parse it"],
+            "novel": [True, False, None, None],
+            "pred_kd2_cm1": [1.0, 2.0, np.nan, np.nan],
+        }
+    )
     m = generation_metrics(df, ["N1CC1"], seed=0, compute_fcd=False)
     assert m["validity"] == pytest.approx(0.75) and m["uniqueness"] == pytest.approx(2 / 3)
     assert m["novelty"] == pytest.approx(0.5)
     assert m["fcd"] is None and m["fcd_reason"]
+
+
+def test_generation_ranks_by_the_configured_acquisition_and_guards_ring_strain(tiny_model):
+    from smmflow.chem.stability import RING_STRAIN, ring_strain_reason
+    from smmflow.ml.acquisition import acquisition_score
+
+    tm, data = tiny_model
+    kw = {"seed": 0, "known_smiles": data.smiles, "known_kd": data.kd[:, 0], "known_classes": data.ligand_class}
+    base = {"n_per_strategy": 40, "top_k_seeds": 4, "gradient_steps": 5, "strategies": ("prior", "perturb")}
+    for acq in ("greedy", "ucb", "ei"):
+        df = generate(tm, GenerationConfig(**base, acquisition=acq, ucb_kappa=2.0), **kw)
+        ok = df[df["status"] == "ok"].sort_values("rank")
+        score = acquisition_score(ok["pred_kd2_cm1"], ok["pred_kd2_std_cm1"], acq, 2.0, 0.0, np.nanmax(data.kd[:, 0]))
+        assert (np.diff(score) <= 1e-9).all(), acq  # rank 1 = best acquisition score
+        assert not any(ring_strain_reason(Chem.MolFromSmiles(s)) for s in ok["smiles"]), acq
+        rejected = df.loc[df["reason"].astype(str).str.startswith(RING_STRAIN), "smiles"]
+        assert all(ring_strain_reason(Chem.MolFromSmiles(s)) for s in rejected), acq
+    off = generate(tm, GenerationConfig(**base, ring_strain_guard=False), **kw)
+    assert not off["reason"].astype(str).str.startswith(RING_STRAIN).any()
+    with pytest.raises(ValueError, match="unknown acquisition"):
+        generate(tm, GenerationConfig(**base, acquisition="thompson"), **kw)

@@ -27,14 +27,19 @@ POOL_SMILES = ["OCC=C", "[O-]C(C)=O", "O=C(C)C", "N#CC", "[O-]c1ccccc1", "OC1CC1
 def _pool() -> pd.DataFrame:
     from smmflow.chem.conformers import ligand_class_of
 
-    return pd.DataFrame({tables.LIGAND_ID: [ligand_id(s) for s in POOL_SMILES], "smiles": POOL_SMILES,
-                         "ligand_class": [ligand_class_of(s) for s in POOL_SMILES]})
+    return pd.DataFrame(
+        {
+            tables.LIGAND_ID: [ligand_id(s) for s in POOL_SMILES],
+            "smiles": POOL_SMILES,
+            "ligand_class": [ligand_class_of(s) for s in POOL_SMILES],
+        }
+    )
 
 
 def _candidates() -> pd.DataFrame:
     rows = [  # smiles, novel, pred, status
         ("[O-]N=C(C)C", True, 400.0, "ok"),
-        ("OCC=C", False, 390.0, "ok"),          # in the pool: not novel
+        ("OCC=C", False, 390.0, "ok"),  # in the pool: not novel
         ("[O-]C=CC#N", True, 380.0, "ok"),
         ("O=CC=CO", True, 370.0, "ok"),
         ("O=O", True, np.nan, "failed"),
@@ -54,8 +59,14 @@ def _labels(ids_kd: dict[str, float | None]) -> pd.DataFrame:
     rows = []
     for lid, kd in ids_kd.items():
         ok = kd is not None
-        rows.append({tables.LIGAND_ID: lid, "status": "ok" if ok else "failed", "reason": "" if ok else "CasscfFailure: x",
-                     tables.FIRST_EXCITED_KD: kd if ok else np.nan})
+        rows.append(
+            {
+                tables.LIGAND_ID: lid,
+                "status": "ok" if ok else "failed",
+                "reason": "" if ok else "CasscfFailure: x",
+                tables.FIRST_EXCITED_KD: kd if ok else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -83,8 +94,15 @@ def test_baseline_draw_is_seeded():
 
 
 def test_baseline_gets_model_predictions():
-    sel = select_for_revalidation(_candidates(), _pool(), [], 1, 2, seed=0,
-                                  predict=lambda smi, cls: (np.full(len(smi), 42.0), np.full(len(smi), 3.0)))
+    sel = select_for_revalidation(
+        _candidates(),
+        _pool(),
+        [],
+        1,
+        2,
+        seed=0,
+        predict=lambda smi, cls: (np.full(len(smi), 42.0), np.full(len(smi), 3.0)),
+    )
     base = sel[sel["source"] == "baseline"]
     assert (base["pred_kd2_cm1"] == 42.0).all() and (base["pred_kd2_std_cm1"] == 3.0).all()
 
@@ -121,9 +139,17 @@ def test_hit_threshold_is_the_quantile_of_usable_labels():
 
 
 def test_table_and_metrics_count_failures_as_misses():
-    sel = pd.DataFrame({tables.LIGAND_ID: ["G1", "G2", "G3", "B1", "B2"], "smiles": list("abcde"),
-                        "ligand_class": "O", "source": ["generated"] * 3 + ["baseline"] * 2, "strategy": "x",
-                        "pred_kd2_cm1": [300.0, 250.0, 280.0, 50.0, np.nan], "pred_kd2_std_cm1": 5.0})
+    sel = pd.DataFrame(
+        {
+            tables.LIGAND_ID: ["G1", "G2", "G3", "B1", "B2"],
+            "smiles": list("abcde"),
+            "ligand_class": "O",
+            "source": ["generated"] * 3 + ["baseline"] * 2,
+            "strategy": "x",
+            "pred_kd2_cm1": [300.0, 250.0, 280.0, 50.0, np.nan],
+            "pred_kd2_std_cm1": 5.0,
+        }
+    )
     lab = _labels({"G1": 320.0, "G2": 150.0, "G3": None, "B1": 260.0})
     table = revalidation_table(sel, lab, threshold_cm1=200.0)
     assert list(table.columns) == list(tables.REVALIDATION_COLUMNS)
@@ -144,25 +170,35 @@ def test_table_and_metrics_count_failures_as_misses():
     assert m["improvement_ratio_add_one"] == pytest.approx((2 / 5) / (2 / 4))
 
 
-@pytest.mark.parametrize("smiles, inside", [
-    ("O=O", False),               # O-O bond
-    ("[N-]=O", False),            # nitroso
-    ("NC(=O)C", False),           # amide N is not a donor site by default
-    ("OC(F)C", False),            # HF elimination
-    ("[O-]C(=O)C", True),
-    ("[O-]N=C(C)C(C)=NO", True),
-    ("N#CC", True),
-    ("[O-]CCCCCCCCCC", False),    # 11 heavy atoms > 9
-])
+@pytest.mark.parametrize(
+    "smiles, inside",
+    [
+        ("O=O", False),  # O-O bond
+        ("[N-]=O", False),  # nitroso
+        ("NC(=O)C", False),  # amide N is not a donor site by default
+        ("OC(F)C", False),  # HF elimination
+        ("[O-]C(=O)C", True),
+        ("[O-]N=C(C)C(C)=NO", True),
+        ("N#CC", True),
+        ("[O-]CCCCCCCCCC", False),  # 11 heavy atoms > 9
+    ],
+)
 def test_ligand_space(smiles, inside):
     why = ligand_space_reason(smiles, LigandFilters())
     assert (why is None) == inside, why
 
 
 def test_generation_metrics_count_out_of_space_as_valid_but_not_in_space():
-    df = pd.DataFrame({"smiles": ["[O-]C(=O)C", "O=O", "O=O", "xx"], "strategy": "prior", "novel": [True, None, None, None],
-                       "status": ["ok", "failed", "failed", "failed"], "pred_kd2_cm1": [1.0, np.nan, np.nan, np.nan],
-                       "reason": ["", "outside the ligand space: unstable: O-O bond", "duplicate", "RDKit cannot parse it"]})
+    df = pd.DataFrame(
+        {
+            "smiles": ["[O-]C(=O)C", "O=O", "O=O", "xx"],
+            "strategy": "prior",
+            "novel": [True, None, None, None],
+            "status": ["ok", "failed", "failed", "failed"],
+            "pred_kd2_cm1": [1.0, np.nan, np.nan, np.nan],
+            "reason": ["", "outside the ligand space: unstable: O-O bond", "duplicate", "RDKit cannot parse it"],
+        }
+    )
     m = generation_metrics(df, ["CCO"], seed=0, compute_fcd=False)
     assert m["validity"] == pytest.approx(3 / 4)
     assert m["uniqueness"] == pytest.approx(2 / 3)
@@ -172,9 +208,17 @@ def test_generation_metrics_count_out_of_space_as_valid_but_not_in_space():
 
 
 def test_report_figures_are_written(tmp_path):
-    sel = pd.DataFrame({tables.LIGAND_ID: ["G1", "B1"], "smiles": ["[O-]C(=O)C", "N#CC"], "ligand_class": ["O-", "N"],
-                        "source": ["generated", "baseline"], "strategy": "x", "pred_kd2_cm1": [300.0, 50.0],
-                        "pred_kd2_std_cm1": 5.0})
+    sel = pd.DataFrame(
+        {
+            tables.LIGAND_ID: ["G1", "B1"],
+            "smiles": ["[O-]C(=O)C", "N#CC"],
+            "ligand_class": ["O-", "N"],
+            "source": ["generated", "baseline"],
+            "strategy": "x",
+            "pred_kd2_cm1": [300.0, 50.0],
+            "pred_kd2_std_cm1": 5.0,
+        }
+    )
     table = revalidation_table(sel, _labels({"G1": 320.0, "B1": 40.0}), 200.0)
     table.to_csv(tmp_path / "r0.tsv", sep="\t", index=False)
     (tmp_path / "m0.json").write_text(json.dumps(revalidation_metrics(table, 200.0)))
@@ -184,11 +228,24 @@ def test_report_figures_are_written(tmp_path):
     report.plot_parity(reval, tmp_path / "parity.png", 200.0)
     report.plot_hit_rate(summary, tmp_path / "hits.png")
     rng = np.random.default_rng(0)
-    report.plot_latent_space(rng.normal(size=(10, 4)), np.r_[rng.uniform(0, 300, 4), np.full(6, np.nan)],
-                             np.arange(10) < 2, tmp_path / "latent.png")
-    labels = pd.DataFrame([{tables.LIGAND_ID: "G1", "smiles": "[O-]C(=O)C", "ligand_class": "O-", "status": "ok",
-                            **{c: float(i) * 100 for i, c in enumerate(tables.KD_COLUMNS)},
-                            **{c: 1.0 for c in tables.G_COLUMNS}}])
+    report.plot_latent_space(
+        rng.normal(size=(10, 4)),
+        np.r_[rng.uniform(0, 300, 4), np.full(6, np.nan)],
+        np.arange(10) < 2,
+        tmp_path / "latent.png",
+    )
+    labels = pd.DataFrame(
+        [
+            {
+                tables.LIGAND_ID: "G1",
+                "smiles": "[O-]C(=O)C",
+                "ligand_class": "O-",
+                "status": "ok",
+                **{c: float(i) * 100 for i, c in enumerate(tables.KD_COLUMNS)},
+                **{c: 1.0 for c in tables.G_COLUMNS},
+            }
+        ]
+    )
     report.plot_kd_ladders(report.best_labelled(labels, 4), tmp_path / "ladders.png")
     report.draw_ligand_grid(["[O-]C(=O)C", "N#CC"], ["a", "b"], tmp_path / "grid.png")
     for name in ("parity", "hits", "latent", "ladders", "grid"):
@@ -213,3 +270,294 @@ def test_report_tables_are_readable_html(tmp_path):
     text = path.read_text()
     assert "<table" in text and "generated_hit_rate" in text and "0.75" in text
     assert "[O-]C&lt;C" in text  # escaped
+
+
+# --- baselines (issue 15) -------------------------------------------------------------------------
+BIG_POOL = [  # 6 O-, 4 N, 4 O, 2 N- (with a strained O- cage among them)
+    "[O-]C",
+    "[O-]CC",
+    "[O-]CCC",
+    "[O-]C(C)C",
+    "[O-]CC1CC1",
+    "[O-]C1C2CC12",
+    "N#CC",
+    "NCC",
+    "NC(C)C",
+    "n1ccccc1",
+    "OCC",
+    "OC(C)C",
+    "O=C(C)C",
+    "OCCC",
+    "[NH-]C",
+    "[NH-]CC",
+]
+
+
+def _big_pool() -> pd.DataFrame:
+    from smmflow.chem.conformers import ligand_class_of
+
+    return pd.DataFrame(
+        {
+            tables.LIGAND_ID: [ligand_id(s) for s in BIG_POOL],
+            "smiles": BIG_POOL,
+            "ligand_class": [ligand_class_of(s) for s in BIG_POOL],
+        }
+    )
+
+
+def _predict_by_size(smiles, classes):
+    """A fake round model: KD2 grows with the SMILES length, anions score high; std = 10 % of the mean."""
+    mean = np.array([10.0 * len(s) + (300.0 if "-" in c else 0.0) for s, c in zip(smiles, classes)])
+    return mean, 0.1 * mean
+
+
+def test_class_quotas_follow_the_generated_mix():
+    from smmflow.stages.revalidation import class_quotas
+
+    assert class_quotas(["O-"] * 8, 8) == {"O-": 8}
+    assert class_quotas(["O-", "O-", "O-", "N"], 4) == {"N": 1, "O-": 3}
+    q = class_quotas(["O-", "O-", "N", "O"], 3)  # 1.5 / 0.75 / 0.75: largest remainders, then class order
+    assert sum(q.values()) == 3 and q["O-"] == 1 and q == {"O": 1, "N": 1, "O-": 1}
+    assert class_quotas([], 5) == {} and class_quotas(["O"], 0) == {}
+
+
+def test_every_baseline_is_selected_with_its_own_rule():
+    cand = _candidates()  # generated top-2: [O-]N=C(C)C (O-), O=CC=CO (O)
+    labelled = _labels({ligand_id("[O-]CCC"): 250.0, ligand_id("NCC"): 20.0, ligand_id("[O-]C=CC#N"): 100.0})
+    sel = select_for_revalidation(
+        cand,
+        _big_pool(),
+        [labelled],
+        top_k=2,
+        baseline_k=4,
+        seed=3,
+        predict=_predict_by_size,
+        baselines=["random", "class_matched", "surrogate_screen"],
+        ring_strain_guard=True,
+    )
+    assert list(sel.columns) == list(tables.REVALIDATION_SELECTION_COLUMNS)
+    assert (
+        sel["source"].tolist()
+        == ["generated"] * 2 + ["baseline"] * 4 + ["class_matched"] * 4 + ["surrogate_screen"] * 4
+    )
+    gen_ids = set(sel.loc[sel["source"] == "generated", tables.LIGAND_ID])
+    for src, g in sel[sel["source"] != "generated"].groupby("source"):
+        assert g[tables.LIGAND_ID].is_unique, src
+        assert not set(g[tables.LIGAND_ID]) & (gen_ids | set(labelled[tables.LIGAND_ID])), src
+        assert g["pred_kd2_cm1"].notna().all(), src  # every baseline pick carries the model's prediction
+    cm = sel[sel["source"] == "class_matched"]
+    assert sorted(cm["ligand_class"]) == ["O", "O", "O-", "O-"]  # the generated mix (1 O-, 1 O) scaled to 4
+    scr = sel[sel["source"] == "surrogate_screen"]
+    # the best unlabelled pool ligands by the fake model, the strained cage [O-]C1C2CC12 skipped by the guard
+    assert scr["smiles"].tolist() == ["[O-]CC1CC1", "[O-]C(C)C", "[NH-]CC", "[O-]CC"]
+    assert set(scr["strategy"]) == {"surrogate_screen"}
+
+
+def test_surrogate_screen_uses_the_acquisition_and_the_diversity_constraint():
+    from smmflow.stages.revalidation import surrogate_screen
+
+    pool = _big_pool()
+    greedy = surrogate_screen(pool, 3, set(), _predict_by_size)
+    assert greedy["smiles"].tolist() == ["[O-]C1C2CC12", "[O-]CC1CC1", "[O-]C(C)C"]  # no guard: the cage is first
+
+    def flat_mean(smiles, classes):  # equal means, the spread decides under ucb
+        return np.full(len(smiles), 100.0), np.array([float(len(s)) for s in smiles])
+
+    ucb = surrogate_screen(pool, 1, set(), flat_mean, {"method": "ucb", "kappa": 2.0})
+    assert ucb["smiles"].tolist() == ["[O-]C1C2CC12"]  # longest SMILES = largest spread
+    diverse = surrogate_screen(pool, 3, set(), _predict_by_size, max_tanimoto=0.3)
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    fpg = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    fps = [fpg.GetFingerprint(Chem.MolFromSmiles(s)) for s in diverse["smiles"]]
+    assert len(fps) == 3
+    assert max(DataStructs.TanimotoSimilarity(a, b) for i, a in enumerate(fps) for b in fps[:i]) <= 0.3
+    assert surrogate_screen(pool, 3, set(), None).empty  # no model: nothing to screen
+
+
+def test_class_matched_and_random_draws_are_seeded_and_independent():
+    args = (_candidates(), _big_pool(), [], 2, 3)
+    kw = {"baselines": ["random", "class_matched"]}
+    a = select_for_revalidation(*args, seed=5, **kw)
+    pd.testing.assert_frame_equal(a, select_for_revalidation(*args, seed=5, **kw))
+    # adding a baseline leaves the random draw as it was
+    alone = select_for_revalidation(*args, seed=5)
+    pd.testing.assert_frame_equal(
+        a[a["source"] == "baseline"].reset_index(drop=True), alone[alone["source"] == "baseline"].reset_index(drop=True)
+    )
+    draws = {
+        tuple(select_for_revalidation(*args, seed=s, **kw).query("source == 'class_matched'")["smiles"])
+        for s in range(6)
+    }
+    assert len(draws) > 1
+    with pytest.raises(ValueError, match="unknown baselines"):
+        select_for_revalidation(*args, seed=5, baselines=["pool_top"])
+
+
+def test_generated_picks_respect_max_tanimoto():
+    from smmflow.stages.revalidation import top_generated
+
+    rows = [("[O-]CCCC", 1), ("[O-]CCCCC", 2), ("N#CC", 3), ("[O-]CCCCCC", 4)]
+    cand = pd.DataFrame({"smiles": [s for s, _ in rows], "rank": [float(r) for _, r in rows]})
+    cand[tables.LIGAND_ID] = [ligand_id(s) for s in cand["smiles"]]
+    cand = cand.assign(status="ok", novel=True, pred_kd2_cm1=1.0)
+    assert top_generated(cand, 2, set())["smiles"].tolist() == ["[O-]CCCC", "[O-]CCCCC"]
+    assert top_generated(cand, 2, set(), max_tanimoto=0.5)["smiles"].tolist() == ["[O-]CCCC", "N#CC"]
+
+
+def _method_table() -> pd.DataFrame:
+    """generated: 3 ok (hits 2); random: 2 ok (no hit); class_matched: 1 hit of 2; screen: best single ligand."""
+    rows = [  # id, source, class, pred, computed (None = failed)
+        ("G1", "generated", "O-", 400.0, 320.0),
+        ("G2", "generated", "O-", 350.0, 300.0),
+        ("G3", "generated", "O-", 300.0, 150.0),
+        ("G4", "generated", "O", 100.0, None),
+        ("B1", "baseline", "O", 50.0, 40.0),
+        ("B2", "baseline", "N", 60.0, 30.0),
+        ("C1", "class_matched", "O-", 250.0, 260.0),
+        ("C2", "class_matched", "O-", 240.0, 120.0),
+        ("S1", "surrogate_screen", "O-", 420.0, 390.0),
+        ("S2", "surrogate_screen", "O-", 410.0, 100.0),
+        ("B2", "class_matched", "N", 60.0, 30.0),  # picked by two baselines
+    ]
+    sel = pd.DataFrame(
+        [
+            {
+                tables.LIGAND_ID: i,
+                "smiles": f"[O-]{i}",
+                "ligand_class": c,
+                "source": s,
+                "strategy": s,
+                "pred_kd2_cm1": p,
+                "pred_kd2_std_cm1": 5.0,
+            }
+            for i, s, c, p, _ in rows
+        ]
+    )
+    lab = _labels({i: kd for i, _, _, _, kd in rows})
+    return revalidation_table(sel, lab, threshold_cm1=200.0)
+
+
+def test_metrics_per_method_winners_and_strongest_baseline():
+    table = _method_table()
+    m = revalidation_metrics(table, 200.0, ["generated", "baseline", "class_matched", "surrogate_screen"])
+    json.dumps(m)
+    assert m["methods"] == ["generated", "baseline", "class_matched", "surrogate_screen"]
+    for key in (
+        "n",
+        "n_ok",
+        "n_hits",
+        "hit_rate",
+        "median_kd2_cm1",
+        "mean_kd2_cm1",
+        "max_kd2_cm1",
+        "mae_cm1",
+        "spearman",
+    ):
+        assert all(key in m[s] for s in m["methods"]), key
+    g = m["generated"]
+    assert (g["n"], g["n_ok"], g["n_hits"]) == (4, 3, 2)
+    assert g["mean_kd2_cm1"] == pytest.approx((320 + 300 + 150) / 3)
+    assert g["spearman"] == pytest.approx(1.0)  # predicted order = computed order within the top-K
+    assert m["class_matched"]["n"] == 3 and m["class_matched"]["n_hits"] == 1
+    assert m["winner_mean_kd2"] == "generated"  # 256.7 vs 245 (screen), 136.7 (class_matched), 35 (random)
+    assert m["winner_best_found"] == "surrogate_screen"  # 390 cm-1
+    # add-one hit rates: random 1/4, class_matched 2/5, screen 2/4 -> the screen is the strongest baseline
+    assert m["strongest_baseline"] == "surrogate_screen"
+    assert m["improvement_ratio"] == pytest.approx((2 / 4) / (1 / 2))
+    assert m["improvement_ratio_add_one"] == pytest.approx((3 / 6) / (2 / 4))
+    assert m["improvement_ratio_add_one_by_baseline"]["baseline"] == pytest.approx((3 / 6) / (1 / 4))
+    # ranking over the round's distinct ligands, per class; too few pairs give None, not a number
+    assert m["ranking"]["n"] == 9
+    assert m["ranking"]["by_class"]["N"]["spearman"] is None
+    assert m["ranking"]["by_class"]["O-"]["n"] == 7
+
+
+def test_metrics_of_a_configured_baseline_without_picks_and_without_baselines():
+    table = _method_table()
+    table = table[table["source"] != "surrogate_screen"]
+    m = revalidation_metrics(table, 200.0, ["generated", "baseline", "surrogate_screen"])
+    assert m["surrogate_screen"]["n"] == 0 and m["surrogate_screen"]["mean_kd2_cm1"] is None
+    assert m["strongest_baseline"] == "baseline"
+    m1 = revalidation_metrics(table[table["source"] == "generated"], 200.0)
+    assert m1["methods"] == ["generated"] and m1["strongest_baseline"] is None and m1["improvement_ratio"] is None
+
+
+def test_spearman_within_the_top_k_can_be_negative():
+    from smmflow.stages.revalidation import spearman
+
+    assert spearman([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
+    assert spearman([1, 2], [1, 2]) is None
+    assert spearman([1, 1, 1], [1, 2, 3]) is None
+    assert spearman([1, 2, np.nan, 3], [1, 2, 5, 3]) == pytest.approx(1.0)
+
+
+def test_revalidation_proxies_compute_a_ligand_of_two_baselines_once():
+    sel = select_for_revalidation(_candidates(), _big_pool(), [], 1, 16, seed=0, baselines=["random", "class_matched"])
+    assert sel[tables.LIGAND_ID].duplicated().any()  # the pool is exhausted: both draws share ligands
+    computed = []
+
+    def compute(row):
+        computed.append(row[tables.LIGAND_ID])
+        return {tables.LIGAND_ID: row[tables.LIGAND_ID], "status": "failed", "reason": "r"}
+
+    px = revalidation_proxies(sel, None, compute)
+    assert px[tables.LIGAND_ID].is_unique and len(computed) == len(set(computed)) == sel[tables.LIGAND_ID].nunique()
+
+
+def test_report_summaries_name_every_method(tmp_path):
+    table = _method_table()
+    path = tmp_path / "m0.json"
+    path.write_text(json.dumps(revalidation_metrics(table, 200.0)))
+    summary = report.rounds_summary([path])
+    assert summary.loc[0, "winner_best_found"] == "surrogate_screen"
+    assert summary.loc[0, "class_matched_n_hits"] == 1 and summary.loc[0, "surrogate_screen_max_kd2_cm1"] == 390.0
+    long = report.methods_summary([path])
+    assert long["method"].tolist() == ["generated", "baseline", "class_matched", "surrogate_screen"]
+    assert long.set_index("method").loc["surrogate_screen", "wins"] == "best found"
+    report.plot_hit_rate(summary, tmp_path / "hits.png")
+    table.to_csv(tmp_path / "r0.tsv", sep="\t", index=False)
+    report.plot_parity(report.revalidation_by_round([tmp_path / "r0.tsv"]), tmp_path / "parity.png", 200.0)
+    for name in ("hits", "parity"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_pool_that_loses_one_ligand_changes_the_draws_by_at_most_that_ligand():
+    """The draws rank ligands by a seeded hash of their own id: a pool that differs by one ligand
+    (one failed relaxation on a loaded machine) does not shift every other pick."""
+    kw = {"baselines": ["random", "class_matched"], "seed": 11}
+    full = select_for_revalidation(_candidates(), _big_pool(), [], 2, 4, **kw)
+    for src in ("baseline", "class_matched"):
+        picked = full.loc[full["source"] == src, tables.LIGAND_ID].tolist()
+        unpicked = sorted(set(_big_pool()[tables.LIGAND_ID]) - set(picked))
+        smaller = _big_pool()[_big_pool()[tables.LIGAND_ID] != unpicked[0]]
+        again = select_for_revalidation(_candidates(), smaller, [], 2, 4, **kw)
+        assert again.loc[again["source"] == src, tables.LIGAND_ID].tolist() == picked, src
+
+
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ({"active_learning": {"baselines": ["random", "best_pool"]}}, "is not one of"),
+        ({"active_learning": {"baselines": ["random", "random"]}}, "non-unique"),
+        ({"active_learning": {"max_tanimoto": 1.5}}, "is greater than the maximum"),
+        ({"learning": {"generation": {"acquisition": "thompson"}}}, "is not one of"),
+        ({"learning": {"generation": {"ring_strain_guard": "yes"}}}, "is not of type 'boolean'"),
+    ],
+)
+def test_baseline_and_acquisition_keys_are_validated(repo_root, block, message):
+    import yaml
+
+    from smmflow.config import ConfigError, load_schema, validate_config
+
+    cfg = yaml.safe_load((repo_root / "config/config.yaml").read_text())
+    assert cfg["active_learning"]["baselines"] == ["random", "class_matched", "surrogate_screen"]
+    for stage, sub in block.items():
+        for key, value in sub.items():
+            if isinstance(value, dict):
+                cfg[stage][key].update(value)
+            else:
+                cfg[stage][key] = value
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg, load_schema(repo_root / "workflow/schemas/config.schema.yaml"))

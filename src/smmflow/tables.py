@@ -9,7 +9,8 @@ every table.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Final
+from collections.abc import Callable
+from typing import Any, Final
 
 import pandas as pd
 
@@ -141,7 +142,9 @@ def usable(df: pd.DataFrame) -> pd.DataFrame:
 # a physics proxy for the learning stage (smmflow.stages.casscf.pointcharge_proxy_table)
 POINTCHARGE_PROXY_TARGETS: Final = (
     *(f"pc_kd{i}_cm1" for i in range(2, N_KD + 1)),
-    "pc_g1_x", "pc_g1_y", "pc_g1_z",  # ground-KD principal g-values
+    "pc_g1_x",
+    "pc_g1_y",
+    "pc_g1_z",  # ground-KD principal g-values
 )
 POINTCHARGE_PROXY_COLUMNS: Final = (LIGAND_ID, *POINTCHARGE_PROXY_TARGETS, "status", "reason", "wall_s")
 
@@ -171,23 +174,65 @@ CASSCF_SELECTION_COLUMNS: Final = (LIGAND_ID, "smiles", "ligand_class", "complex
 
 # results/rounds/{r}/generation/candidates.parquet (smmflow.ml.generate)
 CANDIDATE_COLUMNS: Final = (
-    LIGAND_ID, "smiles", "ligand_class", "strategy", "novel", "pred_kd2_cm1",
-    "pred_kd2_std_cm1", "rank", "status", "reason")
+    LIGAND_ID,
+    "smiles",
+    "ligand_class",
+    "strategy",
+    "novel",
+    "pred_kd2_cm1",
+    "pred_kd2_std_cm1",
+    "rank",
+    "status",
+    "reason",
+)
 
-# results/rounds/{r}/revalidation/selection.tsv; `source` is one of the SOURCE_* values
-SOURCE_GENERATED: Final = "generated"
-SOURCE_BASELINE: Final = "baseline"
+# results/rounds/{r}/revalidation/selection.tsv; `source` is one of the SOURCE_* values (the re-validated
+# methods; each is a top-level block of metrics.json). A ligand picked by two baselines has one row per
+# source (and is computed once).
+SOURCE_GENERATED: Final = "generated"  # top-K generated candidates
+SOURCE_BASELINE: Final = "baseline"  # random pool ligands
+SOURCE_CLASS_MATCHED: Final = "class_matched"  # random pool ligands with the generated top-K's class mix
+SOURCE_SURROGATE_SCREEN: Final = "surrogate_screen"  # best pool ligands by the round model's acquisition score
+#: config name (active_learning.baselines) -> source
+BASELINE_SOURCES: Final = {
+    "random": SOURCE_BASELINE,
+    "class_matched": SOURCE_CLASS_MATCHED,
+    "surrogate_screen": SOURCE_SURROGATE_SCREEN,
+}
+#: every source, in report order
+SOURCES: Final = (SOURCE_GENERATED, *BASELINE_SOURCES.values())
 REVALIDATION_SELECTION_COLUMNS: Final = (
-    LIGAND_ID, "smiles", "ligand_class", "source", "strategy", "pred_kd2_cm1", "pred_kd2_std_cm1",
+    LIGAND_ID,
+    "smiles",
+    "ligand_class",
+    "source",
+    "strategy",
+    "pred_kd2_cm1",
+    "pred_kd2_std_cm1",
 )
 # results/rounds/{r}/revalidation/revalidation.tsv
 REVALIDATION_COLUMNS: Final = (
-    *REVALIDATION_SELECTION_COLUMNS, "computed_kd2_cm1", "abs_error_cm1", "hit", "status", "reason",
+    *REVALIDATION_SELECTION_COLUMNS,
+    "computed_kd2_cm1",
+    "abs_error_cm1",
+    "hit",
+    "status",
+    "reason",
 )
 
 # results/learning_curve/learning_curve.tsv and the published benchmark's table (smmflow.ml.learning_curve)
 LEARNING_CURVE_COLUMNS: Final = (
-    "n_train", "pretraining", "kd_model", "r2", "mae", "n_test", "target", "seed", "status", "reason")
+    "n_train",
+    "pretraining",
+    "kd_model",
+    "r2",
+    "mae",
+    "n_test",
+    "target",
+    "seed",
+    "status",
+    "reason",
+)
 
 # resources/published (the GAUSS excerpt): its structural columns -> our names, and its proxy columns
 PUBLISHED_STRUCT_MAP: Final = {
@@ -228,8 +273,15 @@ def table_of_rows(
     for i, record in enumerate(records.to_dict("records")):
         row = make_row(record)
         if log is not None:
-            log.info("%d/%d %s %s %s %.2fs", i + 1, len(records), row.get(LIGAND_ID), row["status"],
-                     row["reason"], row["wall_s"])
+            log.info(
+                "%d/%d %s %s %s %.2fs",
+                i + 1,
+                len(records),
+                row.get(LIGAND_ID),
+                row["status"],
+                row["reason"],
+                row["wall_s"],
+            )
         rows.append(row)
     if not rows:
         return empty_frame(columns)

@@ -1,6 +1,7 @@
-# Re-validation and active learning: round r's top-K generated ligands and K random pool ligands
-# (baseline) -> complex building + xTB relaxation -> CASSCF (same tier and settings as the labels)
-# -> predicted vs computed table, hit rates, improvement ratio; the labels feed round r+1.
+# Re-validation and active learning: round r's top-K generated ligands and baseline_k pool ligands per
+# baseline (random, class_matched, surrogate_screen: active_learning.baselines) -> complex building +
+# xTB relaxation -> CASSCF (same tier and settings as the labels) -> predicted vs computed table, hit
+# rates, winners, improvement ratio against the strongest baseline; every label feeds round r+1.
 # Needs R(), register_target(), round_tables() (learning.smk) and config["active_learning"].
 # Stage target "revalidation": every round's metrics and the report figures.
 
@@ -18,7 +19,16 @@ checkpoint select_revalidation:
     params:
         top_k=config["active_learning"]["top_k"],
         baseline_k=config["active_learning"]["baseline_k"],
+        baselines=config["active_learning"]["baselines"],
+        max_tanimoto=config["active_learning"]["max_tanimoto"],
         seed=lambda wildcards: config["active_learning"]["seed"] + int(wildcards.round),
+        # the surrogate screen ranks the pool as the generate rule ranked the candidates
+        acquisition={
+            "method": config["learning"]["generation"]["acquisition"],
+            "kappa": config["learning"]["generation"]["ucb_kappa"],
+            "xi": config["learning"]["generation"]["ei_xi"],
+        },
+        ring_strain_guard=config["learning"]["generation"]["ring_strain_guard"],
     log:
         "logs/select_revalidation/round{round}.log",
     benchmark:
@@ -91,8 +101,9 @@ use rule aggregate_casscf as aggregate_revalidation with:
             R("rounds/{round}/casscf/{tier}/{ligand_id}.json"),
             round=wc.round,
             tier=config["casscf"]["tier"],
-            ligand_id=selected_ids(
-                checkpoints.select_revalidation.get(round=wc.round).output.selection
+            # a ligand picked by two methods is computed once
+            ligand_id=list(
+                dict.fromkeys(selected_ids(checkpoints.select_revalidation.get(round=wc.round).output.selection))
             ),
         ),
     output:
@@ -119,6 +130,7 @@ rule revalidate:
     params:
         threshold_quantile=config["active_learning"]["threshold_quantile"],
         threshold_cm1=config["active_learning"]["threshold_cm1"],
+        baselines=config["active_learning"]["baselines"],
     log:
         "logs/revalidate/round{round}.log",
     benchmark:

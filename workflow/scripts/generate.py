@@ -5,14 +5,25 @@ from smmflow.stages.logs import rule_log
 log = rule_log(snakemake)  # noqa: F821 - first: errors of the imports below land in the rule log too
 
 
-import torch
-
+from smmflow.ml.rng import pin_result_threads
 from smmflow.stages.learning import generate_from_model
 
-torch.set_num_threads(snakemake.threads)  # noqa: F821
+sm = snakemake  # noqa: F821 - the rule object Snakemake injects
+
+pin_result_threads()  # results independent of the thread count (smmflow.ml.rng)
 metrics = generate_from_model(
-    snakemake.input.model, snakemake.input.ligands, snakemake.input.labels,  # noqa: F821
-    snakemake.output.candidates, snakemake.output.metrics, snakemake.params.settings,  # noqa: F821
+    sm.input.model,
+    sm.input.ligands,
+    sm.input.labels,
+    sm.output.candidates,
+    sm.output.metrics,
+    sm.params.settings,
 )
-log.info("validity %.3f uniqueness %.3f novelty %.3f diversity %.3f fcd %s", metrics["validity"],
-             metrics["uniqueness"], metrics["novelty"], metrics["internal_diversity"], metrics["fcd"])
+log.info(
+    "validity %.3f uniqueness %.3f novelty %.3f diversity %.3f fcd %s",
+    metrics["validity"],
+    metrics["uniqueness"],
+    metrics["novelty"],
+    metrics["internal_diversity"],
+    metrics["fcd"],
+)

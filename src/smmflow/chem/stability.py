@@ -24,22 +24,25 @@ def unstable_reason(mol: Chem.Mol) -> str | None:
         a1, a2 = b.GetBeginAtom(), b.GetEndAtom()
         if bt == Chem.BondType.TRIPLE and b.IsInRing():
             return "triple bond in ring"
-        if bt == Chem.BondType.DOUBLE and not b.GetIsAromatic() and ri.NumBondRings(b.GetIdx()):
-            if min(len(r) for r in ri.BondRings() if b.GetIdx() in r) <= 3:
-                return "double bond in small ring"
+        if (
+            bt == Chem.BondType.DOUBLE
+            and not b.GetIsAromatic()
+            and ri.NumBondRings(b.GetIdx())
+            and min(len(r) for r in ri.BondRings() if b.GetIdx() in r) <= 3
+        ):
+            return "double bond in small ring"
         s1, s2 = a1.GetSymbol(), a2.GetSymbol()
         if s1 != "C" and s2 != "C" and not b.GetIsAromatic():
             if s1 == "O" and s2 == "O":
                 return "O-O bond"
             n_hetero_hetero += 1
-            if (bt == Chem.BondType.DOUBLE and "O" in (s1, s2)
-                    and not a1.GetFormalCharge() and not a2.GetFormalCharge()):
+            if bt == Chem.BondType.DOUBLE and "O" in (s1, s2) and not a1.GetFormalCharge() and not a2.GetFormalCharge():
                 return "nitroso N=O"
     if n_hetero_hetero > 2:
         return "more than two non-aromatic heteroatom-heteroatom bonds"
     rings = [set(r) for r in ri.AtomRings()]
     for i, r1 in enumerate(rings):
-        for r2 in rings[i + 1:]:
+        for r2 in rings[i + 1 :]:
             if len(r1 & r2) >= 3 and any(mol.GetAtomWithIdx(k).GetIsAromatic() for k in r1 | r2):
                 return "bridged aromatic ring"
     for a in mol.GetAtoms():
@@ -61,8 +64,7 @@ def unstable_reason(mol: Chem.Mol) -> str | None:
             if sp3 and n_f and n_no and n_f < 3:
                 return "F on an sp3 carbon bonded to N/O (HF elimination)"
             if n_f and any(
-                b.GetBondType() == Chem.BondType.DOUBLE and b.GetOtherAtom(a).GetSymbol() == "O"
-                for b in a.GetBonds()
+                b.GetBondType() == Chem.BondType.DOUBLE and b.GetOtherAtom(a).GetSymbol() == "O" for b in a.GetBonds()
             ):
                 return "acyl fluoride"
             if sp3 and n_no >= 3:
@@ -72,10 +74,47 @@ def unstable_reason(mol: Chem.Mol) -> str | None:
         if n_double and sum(1 for b in a.GetBonds() if b.IsInRing()) >= 3:
             rings = [set(r) for r in ri.AtomRings() if idx in r]
             for i, r1 in enumerate(rings):
-                for r2 in rings[i + 1:]:
+                for r2 in rings[i + 1 :]:
                     if len(r1 & r2) >= 3 and min(len(r1), len(r2)) <= 7:
                         return "double bond at a bridgehead (Bredt)"
     return None
+
+
+#: reason prefix of a ligand rejected by :func:`ring_strain_reason` (generation's ring-strain guard)
+RING_STRAIN: str = "ring strain"
+#: rings of at most this many atoms are "small" for :func:`ring_strain_reason`
+SMALL_RING_MAX: int = 4
+
+
+def ring_strain_reason(mol: Chem.Mol) -> str | None:
+    """Why ``mol`` holds a strained small-ring cage, or ``None``. The ring-strain guard of generation.
+
+    The rule, on RDKit's ring perception (symmetrised SSSR, ``mol.GetRingInfo().AtomRings()``): a ring
+    is *small* when it has at most :data:`SMALL_RING_MAX` (= 4) atoms; ``mol`` is rejected when one
+    atom belongs to two or more small rings. That covers every fused, spiro and bridged system made
+    of 3- and 4-membered rings: bicyclo[1.1.0]butane (66 kcal/mol of strain), spiropentane (63),
+    bicyclo[2.1.0]pentane (housane, 57), bicyclo[2.2.0]hexane (51), bicyclo[1.1.1]pentane (68),
+    prismane, cubane, tetrahedrane: strain well beyond the sum of the isolated rings, and cages that
+    open under the Lewis-acidic Dy(III). Kept: an isolated cyclopropane, cyclobutane, oxetane or
+    azetidine (27 and 26 kcal/mol), and a small ring fused to a ring of five or more atoms
+    (bicyclo[3.1.0]hexane, bicyclo[4.1.0]heptane: close to the sum of their rings), which occur in
+    stable natural products. The reason names the ring sizes at the shared atom, e.g.
+    ``"ring strain: atom 3 in fused/spiro/bridged rings of sizes 3+3"``.
+    """
+    rings = [r for r in mol.GetRingInfo().AtomRings() if len(r) <= SMALL_RING_MAX]
+    if len(rings) < 2:
+        return None
+    for a in mol.GetAtoms():
+        idx = a.GetIdx()
+        sizes = sorted(len(r) for r in rings if idx in r)
+        if len(sizes) >= 2:
+            return f"{RING_STRAIN}: atom {idx} in fused/spiro/bridged rings of sizes {'+'.join(map(str, sizes))}"
+    return None
+
+
+def has_small_ring(mol: Chem.Mol) -> bool:
+    """True when ``mol`` holds a ring of at most :data:`SMALL_RING_MAX` atoms (3- or 4-membered)."""
+    return any(len(r) <= SMALL_RING_MAX for r in mol.GetRingInfo().AtomRings())
 
 
 def shape_reason(mol: Chem.Mol, ring_sizes: tuple[int, ...], max_rings: int) -> str | None:

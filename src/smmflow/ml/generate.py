@@ -9,25 +9,31 @@ Strategies (config ``learning.generation.strategies``):
 
 Decoded strings are kept only if RDKit parses them as a single-fragment ligand whose first atom is
 an O or N donor (neutral or anionic, net charge = donor charge); they are canonicalised
-donor-first, deduplicated, marked novel or not against the training ligands, and ranked by the
-KD-head ensemble mean (its spread is the uncertainty). Invalid decodes are kept as
-``status=failed`` rows with a reason so that validity is auditable.
+donor-first, deduplicated, marked novel or not against the training ligands, and ranked by an
+acquisition score over the KD-head ensemble (:mod:`smmflow.ml.acquisition`: ``greedy`` = the mean,
+``ucb`` = mean + kappa * spread, ``ei`` = expected improvement over the best labelled KD2). With
+``ring_strain_guard`` a ligand holding a strained small-ring cage
+(:func:`smmflow.chem.stability.ring_strain_reason`) is rejected. Invalid and rejected decodes are
+kept as ``status=failed`` rows with a reason so that validity is auditable.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from rdkit import Chem
 
 from smmflow import tables
 from smmflow.chem.donors import donor_first_ligand, ligand_id
 from smmflow.chem.enumerate import LigandFilters, ligand_space_reason
+from smmflow.chem.stability import ring_strain_reason
+from smmflow.ml.acquisition import ACQUISITIONS, acquisition_score, best_label
 from smmflow.ml.data import side_features
 from smmflow.ml.vae.trainer import TrainedModel, latent_means
 
@@ -91,15 +97,18 @@ def predict_kd_from_latent(tm: TrainedModel, z: torch.Tensor, class_onehot: torc
     return torch.stack([mm(x)[:, 0] for mm in ens.members]).mean(0)
 
 
-def gradient_ascent(tm: TrainedModel, z0: np.ndarray, classes: Sequence[str], steps: int, lr: float,
-                    prior_weight: float) -> np.ndarray:
+def gradient_ascent(
+    tm: TrainedModel, z0: np.ndarray, classes: Sequence[str], steps: int, lr: float, prior_weight: float
+) -> np.ndarray:
     """Maximise predicted KD(z) - prior_weight * |z|^2 / 2 from each row of ``z0`` (Adam)."""
     from smmflow.ml.data import class_one_hot
 
     z = torch.tensor(np.asarray(z0, np.float32), requires_grad=True)
     oh = torch.tensor(class_one_hot(classes), dtype=torch.float32)
     opt = torch.optim.Adam([z], lr=lr)
-    params = [p for p in tm.model.parameters()] + [p for m in (tm.ensemble.members if tm.ensemble else []) for p in m.parameters()]
+    params = [p for p in tm.model.parameters()] + [
+        p for m in (tm.ensemble.members if tm.ensemble else []) for p in m.parameters()
+    ]
     saved = [p.requires_grad for p in params]
     for p in params:
         p.requires_grad_(False)
@@ -128,7 +137,10 @@ class GenerationConfig:
     gradient_steps: int = 50
     gradient_lr: float = 0.05
     gradient_prior_weight: float = 0.1
-    rank_kappa: float = 0.0  # rank by mean + kappa * std (optimism under uncertainty)
+    acquisition: str = "greedy"  # greedy | ucb | ei (smmflow.ml.acquisition)
+    ucb_kappa: float = 1.0  # ucb: mean + ucb_kappa * std
+    ei_xi: float = 0.0  # ei: improvement counted above best labelled KD2 + ei_xi (cm-1)
+    ring_strain_guard: bool = True  # reject strained small-ring cages (chem.stability.ring_strain_reason)
 
 
 def _seed_ligands(tm: TrainedModel, known_smiles: Sequence[str], known_kd: np.ndarray, k: int) -> list[str]:
@@ -137,9 +149,15 @@ def _seed_ligands(tm: TrainedModel, known_smiles: Sequence[str], known_kd: np.nd
     return [known_smiles[i] for i in order[:k]]
 
 
-def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: Sequence[str],
-             known_kd: np.ndarray | None = None, known_classes: Sequence[str] | None = None,
-             ligand_filters: LigandFilters | None = None) -> pd.DataFrame:
+def generate(
+    tm: TrainedModel,
+    cfg: GenerationConfig,
+    seed: int,
+    known_smiles: Sequence[str],
+    known_kd: np.ndarray | None = None,
+    known_classes: Sequence[str] | None = None,
+    ligand_filters: LigandFilters | None = None,
+) -> pd.DataFrame:
     """Generate, filter, deduplicate, mark novelty and rank; returns the candidates table.
 
     ``known_smiles``/``known_kd``: the training ligands and their KD labels (NaN if none); the best
@@ -150,12 +168,15 @@ def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: S
     bad = [s for s in cfg.strategies if s not in STRATEGIES]
     if bad:
         raise ValueError(f"unknown generation strategies {bad} (known: {STRATEGIES})")
+    if cfg.acquisition not in ACQUISITIONS:
+        raise ValueError(f"unknown acquisition {cfg.acquisition!r} (known: {ACQUISITIONS})")
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     m = tm.model
     dim = m.cfg.latent_dim
     known = list(known_smiles)
     kd = np.full(len(known), np.nan) if known_kd is None else np.asarray(known_kd, float)
+    incumbent = best_label(kd)  # best labelled KD2 (before predictions fill unlabelled seeds)
     if np.isfinite(kd).sum() == 0 and tm.ensemble is not None and known:
         kd = predict_kd(tm, known)[0]
     seeds = _seed_ligands(tm, known, kd, cfg.top_k_seeds) if known else []
@@ -196,8 +217,9 @@ def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: S
     seen: set[str] = set()
     known_canon = canonical_set(known)
     for strat, z in batches:
-        ids = m.sample_ids(torch.as_tensor(z), tm.vocab.bos_id, tm.vocab.eos_id,
-                           temperature=cfg.temperature, generator=gen)
+        ids = m.sample_ids(
+            torch.as_tensor(z), tm.vocab.bos_id, tm.vocab.eos_id, temperature=cfg.temperature, generator=gen
+        )
         for row in ids.tolist():
             raw = tm.vocab.decode(row)
             try:
@@ -210,13 +232,31 @@ def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: S
                 continue
             seen.add(canon)
             why = ligand_space_reason(canon, ligand_filters) if ligand_filters is not None else None
+            if not why and cfg.ring_strain_guard:
+                why = ring_strain_reason(Chem.MolFromSmiles(canon))
             if why:
-                rows.append({tables.LIGAND_ID: ligand_id(canon), "smiles": canon, "ligand_class": cls,
-                             "strategy": strat, "status": tables.STATUS_FAILED, "reason": why})
+                rows.append(
+                    {
+                        tables.LIGAND_ID: ligand_id(canon),
+                        "smiles": canon,
+                        "ligand_class": cls,
+                        "strategy": strat,
+                        "status": tables.STATUS_FAILED,
+                        "reason": why,
+                    }
+                )
                 continue
-            rows.append({tables.LIGAND_ID: ligand_id(canon), "smiles": canon, "ligand_class": cls,
-                         "strategy": strat, "novel": canon not in known_canon,
-                         "status": tables.STATUS_OK, "reason": ""})
+            rows.append(
+                {
+                    tables.LIGAND_ID: ligand_id(canon),
+                    "smiles": canon,
+                    "ligand_class": cls,
+                    "strategy": strat,
+                    "novel": canon not in known_canon,
+                    "status": tables.STATUS_OK,
+                    "reason": "",
+                }
+            )
     df = pd.DataFrame(rows)
     for c in tables.CANDIDATE_COLUMNS:
         if c not in df.columns:
@@ -231,18 +271,33 @@ def generate(tm: TrainedModel, cfg: GenerationConfig, seed: int, known_smiles: S
             df.loc[ok, "pred_kd2_std_cm1"] = sd
         except ValueError as e:  # no usable KD ensemble
             log.warning("KD prediction failed: %s", e)
-    score = df["pred_kd2_cm1"] + cfg.rank_kappa * df["pred_kd2_std_cm1"].fillna(0.0)
+    score = pd.Series(
+        acquisition_score(
+            df["pred_kd2_cm1"].to_numpy(float),
+            df["pred_kd2_std_cm1"].to_numpy(float),
+            cfg.acquisition,
+            cfg.ucb_kappa,
+            cfg.ei_xi,
+            incumbent,
+        )
+        if ok.any() and df["pred_kd2_cm1"].notna().any()
+        else np.nan,
+        index=df.index,
+    )
     df["rank"] = pd.Series(np.nan, index=df.index)
     okr = ok & score.notna()
     df.loc[okr, "rank"] = score[okr].rank(ascending=False, method="first")
-    df = df.sort_values(["status", "rank"], key=lambda s: s.map({"ok": 0}).fillna(1) if s.name == "status" else s,
-                        na_position="last").reset_index(drop=True)
+    df = df.sort_values(
+        ["status", "rank"], key=lambda s: s.map({"ok": 0}).fillna(1) if s.name == "status" else s, na_position="last"
+    ).reset_index(drop=True)
     df["novel"] = df["novel"].astype("boolean")
     df["status"] = df["status"].replace({"duplicate": tables.STATUS_FAILED})
     return df[list(tables.CANDIDATE_COLUMNS)]
 
 
-def predict_kd(tm: TrainedModel, smiles: Sequence[str], classes: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def predict_kd(
+    tm: TrainedModel, smiles: Sequence[str], classes: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) of the first excited KD (cm-1) for ligands without a relaxed structure: the
     structural side inputs are the proxy head's predictions from the latent mean."""
     if tm.ensemble is None:
@@ -259,5 +314,4 @@ def predict_kd(tm: TrainedModel, smiles: Sequence[str], classes: Sequence[str] |
     return mean, sd
 
 
-__all__ = ["STRATEGIES", "GenerationConfig", "canonical_set", "generate",
-           "gradient_ascent", "predict_kd", "slerp"]
+__all__ = ["STRATEGIES", "GenerationConfig", "canonical_set", "generate", "gradient_ascent", "predict_kd", "slerp"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,14 @@ def with_physics_proxies(proxies: pd.DataFrame | None, physics: pd.DataFrame | N
     return base.merge(ok.drop_duplicates(tables.LIGAND_ID), on=tables.LIGAND_ID, how="left")
 
 
-def generate_from_model(model_path: str, ligands_path: str | Sequence[str], labels_path: str | Sequence[str] | None,
-                        out_candidates: str, out_metrics: str, settings: dict) -> dict:
+def generate_from_model(
+    model_path: str,
+    ligands_path: str | Sequence[str],
+    labels_path: str | Sequence[str] | None,
+    out_candidates: str,
+    out_metrics: str,
+    settings: dict,
+) -> dict:
     """Rule ``generate``: load the model, run the configured strategies, write the candidates table
     and the generation metrics (validity, uniqueness, novelty, internal diversity, FCD)."""
 
@@ -60,47 +66,93 @@ def generate_from_model(model_path: str, ligands_path: str | Sequence[str], labe
     df = generate(tm, cfg, seed, known, kd, ligand_filters=filters)
     metrics = generation_metrics(df, known, seed, compute_fcd=compute_fcd)
     metrics["kd_ensemble"] = tm.ensemble is not None
+    metrics["acquisition"] = cfg.acquisition
+    metrics["ring_strain_guard"] = cfg.ring_strain_guard
     write_table(df, out_candidates)
     write_json_atomic(out_metrics, metrics)
     return metrics
 
 
-def learning_curve_from_tables(ligands_path: str | Path, proxies_path: str | Path | None,
-                               labels_path: str | Path | None, out_tsv: str | Path, out_png: str | Path,
-                               settings: dict, physics_proxies_path: TablePaths | None = None) -> pd.DataFrame:
+def learning_curve_from_tables(
+    ligands_path: str | Path,
+    proxies_path: str | Path | None,
+    labels_path: str | Path | None,
+    out_tsv: str | Path,
+    out_png: str | Path,
+    settings: dict,
+    physics_proxies_path: TablePaths | None = None,
+) -> pd.DataFrame:
     """Rule ``learning_curve`` on the run's own tables (config block ``learning``)."""
     from smmflow.io import read_table, read_tables, write_table
     from smmflow.ml.data import assemble_learning_data
 
     s = settings
     lc = s["learning_curve"]
-    proxies = with_physics_proxies(read_table(proxies_path) if proxies_path else None, read_tables(physics_proxies_path))
-    data = assemble_learning_data(read_table(ligands_path), proxies,
-                                  read_table(labels_path) if labels_path else None, s["proxy_targets"],
-                                  s["struct_features"], s["kd_targets"], s["rdkit_proxies"])
+    proxies = with_physics_proxies(
+        read_table(proxies_path) if proxies_path else None, read_tables(physics_proxies_path)
+    )
+    data = assemble_learning_data(
+        read_table(ligands_path),
+        proxies,
+        read_table(labels_path) if labels_path else None,
+        s["proxy_targets"],
+        s["struct_features"],
+        s["kd_targets"],
+        s["rdkit_proxies"],
+    )
     tcfg = TrainConfig(**s["training"], device=s["device"], threads=int(s.get("threads", 0)))
     n_lab = int(np.isfinite(data.kd[:, 0]).sum())
     if n_lab < 4:
-        df = pd.DataFrame([{"n_train": n, "pretraining": m, "r2": np.nan, "mae": np.nan, "n_test": 0,
-                            "kd_model": k, "target": data.kd_names[0], "seed": int(s["seed"]),
-                            "status": tables.STATUS_FAILED, "reason": f"only {n_lab} KD labels"}
-                           for k, ms in (("latent_mlp", lc["modes"]), ("gnn", lc.get("gnn_modes", [])))
-                           for m in ms for n in lc["n_trains"]],
-                          columns=list(tables.LEARNING_CURVE_COLUMNS))
+        df = pd.DataFrame(
+            [
+                {
+                    "n_train": n,
+                    "pretraining": m,
+                    "r2": np.nan,
+                    "mae": np.nan,
+                    "n_test": 0,
+                    "kd_model": k,
+                    "target": data.kd_names[0],
+                    "seed": int(s["seed"]),
+                    "status": tables.STATUS_FAILED,
+                    "reason": f"only {n_lab} KD labels",
+                }
+                for k, ms in (("latent_mlp", lc["modes"]), ("gnn", lc.get("gnn_modes", [])))
+                for m in ms
+                for n in lc["n_trains"]
+            ],
+            columns=list(tables.LEARNING_CURVE_COLUMNS),
+        )
     else:
-        df, _ = proxy_pretraining_curve(data, lc["n_trains"], int(lc["n_test"]), int(lc["split_seed"]),
-                                        int(s["seed"]), dict(s["model"]), tcfg, dict(s["ensemble"]), lc["modes"],
-                                        s.get("representation", "smiles"), gnn_modes=lc.get("gnn_modes", []),
-                                        gnn_cfg=dict(s.get("gnn", {})))
+        df, _ = proxy_pretraining_curve(
+            data,
+            lc["n_trains"],
+            int(lc["n_test"]),
+            int(lc["split_seed"]),
+            int(s["seed"]),
+            dict(s["model"]),
+            tcfg,
+            dict(s["ensemble"]),
+            lc["modes"],
+            s.get("representation", "smiles"),
+            gnn_modes=lc.get("gnn_modes", []),
+            gnn_cfg=dict(s.get("gnn", {})),
+        )
     write_table(df, out_tsv)
     plot_learning_curve(df, out_png, f"first excited KD ({n_lab} CASSCF labels in this run)")
     return df
 
 
-def train_vae_from_tables(ligands_path: TablePaths, proxies_path: TablePaths | None,
-                          labels_path: TablePaths | None, out_model: str | os.PathLike[str],
-                          out_metrics: str | os.PathLike[str], out_history: str | os.PathLike[str],
-                          settings: dict, physics_proxies_path: TablePaths | None = None) -> dict:
+def train_vae_from_tables(
+    ligands_path: TablePaths,
+    proxies_path: TablePaths | None,
+    labels_path: TablePaths | None,
+    out_model: str | os.PathLike[str],
+    out_metrics: str | os.PathLike[str],
+    out_history: str | os.PathLike[str],
+    settings: dict,
+    physics_proxies_path: TablePaths | None = None,
+) -> dict:
     """Rule ``train_vae``: read the tables, train the VAE by proxy, fit the KD ensemble on the
     frozen latent (when there are at least ``settings['min_kd_labels']`` labels), write outputs.
 
@@ -118,11 +170,18 @@ def train_vae_from_tables(ligands_path: TablePaths, proxies_path: TablePaths | N
     extra = read_extra_smiles(s.get("extra_smiles_files", []), exclude=ligands["smiles"])
     if len(extra):
         ligands = pd.concat([ligands, extra], ignore_index=True)
-    data = assemble_learning_data(ligands, proxies, labels, s["proxy_targets"], s["struct_features"],
-                                  s["kd_targets"], s["rdkit_proxies"])
+    data = assemble_learning_data(
+        ligands, proxies, labels, s["proxy_targets"], s["struct_features"], s["kd_targets"], s["rdkit_proxies"]
+    )
     tcfg = TrainConfig(**s["training"], device=s["device"], threads=int(s.get("threads", 0)))
-    tm, hist, metrics = train_vae(data, dict(s["model"]), tcfg, seed, struct_names=s["struct_features"],
-                                  representation=s.get("representation", "smiles"))
+    tm, hist, metrics = train_vae(
+        data,
+        dict(s["model"]),
+        tcfg,
+        seed,
+        struct_names=s["struct_features"],
+        representation=s.get("representation", "smiles"),
+    )
     n_lab = int(np.isfinite(data.kd[:, 0]).sum())
     kd_metrics: dict = {"n_labels": n_lab, "targets": data.kd_names}
     if n_lab >= int(s["min_kd_labels"]):
@@ -131,12 +190,13 @@ def train_vae_from_tables(ligands_path: TablePaths, proxies_path: TablePaths | N
         kd_metrics.update(_kfold_r2(mu, data.side, data.kd, seed, int(s["cv_folds"]), s["ensemble"]))
         kd_metrics["status"] = "fitted"
         if n_lab < 50:
-            kd_metrics["warning"] = (f"only {n_lab} KD labels: the KD head is a rough guide, its CV R2 "
-                                     "is noisy; see the learning curve")
+            kd_metrics["warning"] = (
+                f"only {n_lab} KD labels: the KD head is a rough guide, its CV R2 is noisy; see the learning curve"
+            )
     else:
         kd_metrics["status"] = f"not fitted: {n_lab} KD labels < min_kd_labels={s['min_kd_labels']}"
     metrics["kd_head"] = kd_metrics
-    metrics["n_extra_unlabelled_smiles"] = int(len(extra))
+    metrics["n_extra_unlabelled_smiles"] = len(extra)
     metrics["proxy_names"] = data.proxy_names
     metrics["side_names"] = data.side_names
     save_trained_model(tm, out_model, extra={"settings": s})
