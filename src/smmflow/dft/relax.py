@@ -124,7 +124,9 @@ class DyComplexRelaxer:
     basis: str = "def2-SVP"
     dy_basis: str = "lcecp-1-SVP"
     disp: str | None = "d3bj"
-    grid_level: int = 2
+    grid_level: int = 1
+    #: (radial, angular) points of Dy's atomic grid whatever grid_level is (level 2's; None: the level's)
+    dy_atom_grid: tuple[int, int] | None = (85, 302)
     start_grid_level: int = 0
     conv_tol: float = 1e-7
     max_cycle: int = 100
@@ -158,7 +160,7 @@ class DyComplexRelaxer:
         disp = f"-{self.disp.upper()}" if self.disp else ""
         return (
             f"RKS {self.xc}{disp}/{self.basis}, Dy {self.dy_basis} (4f-in-core ECP), DF, "
-            f"grid {self.grid_level}, geomeTRIC max {self.max_steps} steps"
+            f"grid {self.grid_level} (Dy {self.dy_atom_grid}), geomeTRIC max {self.max_steps} steps"
         )
 
     def settings(self) -> dict[str, Any]:
@@ -169,6 +171,7 @@ class DyComplexRelaxer:
             "dy_basis": self.dy_basis,
             "disp": self.disp or "",
             "grid_level": self.grid_level,
+            "dy_atom_grid": list(self.dy_atom_grid or ()),
             "conv_tol": self.conv_tol,
             "max_steps": self.max_steps,
             "convergence": dict(self.convergence),
@@ -219,6 +222,8 @@ class DyComplexRelaxer:
 
         mf = dft.RKS(mol, xc=self.xc).density_fit(auxbasis=self._auxbasis)
         mf.grids.level = int(self.grid_level)
+        if self.dy_atom_grid:
+            mf.grids.atom_grid = {"Dy": tuple(int(n) for n in self.dy_atom_grid)}
         mf.conv_tol = float(self.conv_tol)
         mf.max_cycle = int(self.max_cycle)
         mf.init_guess = "1e"  # minao/atom fail for the large-core ECP
@@ -246,6 +251,7 @@ class DyComplexRelaxer:
         coarse = mf.copy()
         coarse.grids = mf.grids.copy()
         coarse.grids.level = int(self.start_grid_level)
+        coarse.grids.atom_grid = {}
         coarse.conv_tol = max(float(self.conv_tol), 1e-5)
         coarse.kernel()
         return coarse.make_rdm1() if coarse.converged else None
@@ -377,6 +383,7 @@ def relaxer_from_config(atoms, cfg: Mapping[str, Any] | None, **overrides) -> Dy
         "dy_basis",
         "disp",
         "grid_level",
+        "dy_atom_grid",
         "start_grid_level",
         "conv_tol",
         "max_cycle",
