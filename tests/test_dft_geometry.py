@@ -221,13 +221,19 @@ def test_unconverged_scf_is_a_failed_geometry(ome):
 @pytest.mark.slow
 def test_unconverged_optimisation_is_a_failed_geometry(ome):
     """max_steps=1 cannot converge from the builder's geometry: a marked xTB geometry, no exception
-    (~35 CPU-s: SCF + 2 gradients in a minimal basis)."""
+    (~35 CPU-s: SCF + 2 gradients in a minimal basis). geomeTRIC's logging set-up leaves the root
+    logger (a workflow job's rule log) as it was."""
+    import logging
+
     from smmflow.stages.geometry import label_geometry
 
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     text, summary = label_geometry(to_extxyz(ome), "dft", {**CHEAP, "max_steps": 1}, threads=1)
     assert summary["status"] == "failed"
     assert summary["reason"] == "geometry not converged in 1 steps"
     assert summary["n_gradients"] in (1, 2)  # geomeTRIC evaluates the start and the one step it may take
+    assert (root.handlers, root.level) == (handlers, level)
     assert geometry_failure(text) == "dft relaxation failed: geometry not converged in 1 steps"
     np.testing.assert_allclose(from_extxyz(text).get_positions(), ome.get_positions(), atol=1e-6)
 

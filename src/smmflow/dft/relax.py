@@ -299,8 +299,10 @@ class DyComplexRelaxer:
         last = {"coords": mol.atom_coords(unit="Angstrom"), "e": mf.e_tot}
 
         t_start = time.perf_counter()
+        restore_logging = _logging_keeper()
 
         def callback(env):
+            restore_logging()  # geomeTRIC's logging.config.fileConfig replaced the root handlers
             n_grad[0] += 1
             last["coords"] = env["mol"].atom_coords(unit="Angstrom")
             last["e"] = float(env["energy"])
@@ -321,6 +323,7 @@ class DyComplexRelaxer:
         try:
             opt.kernel(params)
         finally:
+            restore_logging()
             self.n_gradients = n_grad[0]
             self._set_positions(last["coords"])
             self.e_tot = float(last["e"])
@@ -339,6 +342,23 @@ class DyComplexRelaxer:
         out.info = dict(self.input_atoms.info)
         out.set_positions(np.asarray(coords_a, dtype=float).reshape(-1, 3))
         self.atoms = out
+
+
+def _logging_keeper():
+    """A function that puts the root logger's level and handlers back as they are now and quiets
+    geomeTRIC's loggers: geomeTRIC configures logging with ``logging.config.fileConfig``, which
+    replaces the root handlers (a workflow job's rule log would lose every later line)."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+
+    def restore() -> None:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith("geometric"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+
+    return restore
 
 
 @lru_cache(maxsize=1)
