@@ -365,3 +365,24 @@ def test_flexible_free_waters_break_c2(ome):
     np.testing.assert_allclose(again.get_positions(), p)  # seeded
     with pytest.raises(ValueError, match="symmetry_break_a"):
         relax_complex(ome, symmetry_break_a=-0.1)
+
+
+def test_every_config_key_reaches_the_relaxer(config, schema, ome):
+    """The rule's params (the validated geometry.dft block without resources) configure the relaxer."""
+    from smmflow.config import result_settings
+    from smmflow.dft.relax import relaxer_from_config
+
+    cfg = copy.deepcopy(config)
+    cfg["geometry"]["dft"]["verbose"] = 0
+    validate_config(cfg, schema)
+    params = result_settings(cfg["geometry"]["dft"])
+    assert "verbose" not in params
+    r = relaxer_from_config(ome, params, threads=2)
+    assert (r.xc, r.dy_basis, r.disp, r.grid_level, tuple(r.dy_atom_grid)) == (
+        "bp86",
+        "lcecp-1-SVP",
+        "d3bj",
+        1,
+        (85, 302),
+    )
+    assert r.binding.max_dy_donor_a == 3.0 and r.max_steps == 30 and r.threads == 2
