@@ -239,7 +239,12 @@ def test_a_changed_geometry_relabels_only_that_ligand(repo_root, tiny_run, tmp_p
     lab = pd.read_parquet(work / "results/casscf/labels.parquet").set_index("ligand_id")
     import hashlib
 
-    assert lab.at[lid, "geometry_sha256"] == hashlib.sha256(df.at[i, "complex_xyz"].encode()).hexdigest()
+    # the label names the geometry file it was computed on: the moved xTB geometry, marked with its method
+    geom = (work / f"results/casscf/geometries/{lid}.extxyz").read_text()
+    assert "geometry_method=xtb" in geom.splitlines()[1]
+    moved = [float(v) for v in geom.splitlines()[-1].split()[1:4]]
+    assert moved[0] == pytest.approx(float(x[1]) + 0.01, abs=1e-6)
+    assert lab.at[lid, "geometry_sha256"] == hashlib.sha256(geom.encode()).hexdigest()
 
 
 @pytest.mark.parametrize(
