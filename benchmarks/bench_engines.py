@@ -37,6 +37,7 @@ ENGINES = {
     "openmolcas": {},
     "pyscf-x2c-svpall": {"basis": None},
     "pyscf-ano-rcc-vdzp": {"basis": {"default": "ano-rcc-vdzp"}},
+    "pyscf-x2c-tzvpall": {"basis": {"default": "x2c-tzvpall"}},  # triple-zeta: the basis-convergence column
 }
 
 
