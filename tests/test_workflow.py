@@ -139,6 +139,10 @@ def test_tiny_run_revalidates_every_round(tiny_run):
         assert (ok["computed_kd2_cm1"] > 0).all()
         m = json.loads((res / f"rounds/{r}/revalidation/metrics.json").read_text())
         assert m["generated"]["n"] == len(gen)
+        # every configured baseline has its block (tiny.yaml asks for all three), and the round names its winners
+        assert m["methods"] == ["generated", "baseline", "class_matched", "surrogate_screen"]
+        assert all(m[k]["n"] == (sel["source"] == k).sum() for k in m["methods"])
+        assert m["winner_mean_kd2"] in [*m["methods"], None] and m["strongest_baseline"] in [*m["methods"][1:], None]
         n_labels.append(json.loads((res / f"rounds/{r}/model/metrics.json").read_text())["kd_head"]["n_labels"])
     round0_new = pd.read_parquet(res / "rounds/0/revalidation/labels.parquet")
     assert n_labels[1] == n_labels[0] + int((round0_new["status"] == "ok").sum())  # round 1 learnt round 0's labels
