@@ -13,12 +13,13 @@ import pytest
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(repo: Path, workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir``, which sees the repo's config/ and resources/ as a project dir does."""
+def snakemake_command(repo: Path, workdir: Path, *args: str) -> list[str]:
+    """The snakemake command line for ``workdir``, which sees the repo's config/ and resources/ as a
+    project dir does (the links are made here)."""
     for name in ("config", "resources"):
         if not (workdir / name).exists():
             (workdir / name).symlink_to(repo / name)
-    cmd = [
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -30,7 +31,14 @@ def snakemake(repo: Path, workdir: Path, *args: str, check: bool = True) -> subp
         "2",
         *args,
     ]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=1800)
+
+
+def snakemake(
+    repo: Path, workdir: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir`` (:func:`snakemake_command`), optionally with another environment."""
+    cmd = snakemake_command(repo, workdir, *args)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=1800, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
@@ -295,21 +303,7 @@ def test_kill_9_mid_run_then_rerun_completes_with_sound_outputs(repo_root, tiny_
     work.mkdir()
     cfg = work / "tiny_casscf.yaml"
     cfg.write_text((repo_root / "config/tiny.yaml").read_text() + "targets: [ligands, proxies, casscf]\n")
-    for name in ("config", "resources"):
-        (work / name).symlink_to(repo_root / name)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(repo_root / "Snakefile"),
-        "--directory",
-        str(work),
-        "--cores",
-        "2",
-        "--configfile",
-        str(cfg),
-    ]
+    cmd = snakemake_command(repo_root, work, "--configfile", str(cfg))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     casscf_dir = work / "results/casscf/pointcharge"
     deadline = time.monotonic() + 900
@@ -354,8 +348,6 @@ def test_tiny_run_reproduces_under_other_threads_and_hash_seed(repo_root, tiny_r
 
     work = tmp_path / "again"
     work.mkdir()
-    for name in ("config", "resources"):
-        (work / name).symlink_to(repo_root / name)
     cfg = work / "other_conditions.yaml"
     cfg.write_text("learning: {threads: 2}\nactive_learning: {rounds: 1}\n")
     env = {
@@ -365,21 +357,7 @@ def test_tiny_run_reproduces_under_other_threads_and_hash_seed(repo_root, tiny_r
         "MKL_NUM_THREADS": "2",
         "OPENBLAS_NUM_THREADS": "2",
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(repo_root / "Snakefile"),
-        "--directory",
-        str(work),
-        "--cores",
-        "2",
-        "--configfile",
-        str(tiny_run / "tiny.yaml"),
-        str(cfg),
-    ]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=1800, env=env)
+    proc = snakemake(repo_root, work, "--configfile", str(tiny_run / "tiny.yaml"), str(cfg), check=False, env=env)
     assert proc.returncode == 0, proc.stderr[-6000:]
     again = science_files(work / "results")
     assert "rounds/0/revalidation/metrics.json" in again and "rounds/0/model/model.pt" in again
