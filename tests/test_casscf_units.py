@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -60,8 +62,11 @@ def test_partition_tiers_hydroxide():
 
 def test_partition_embedded_caps_cut_bonds():
     atoms = rdkit_ligand_complex("[O-]C1C(CC1)(C)CCC")
-    emb = regions.partition(atoms, "embedded")
-    assert emb.n_link_atoms == 2 * 2  # the alkoxide C has two carbon neighbours besides O
+    emb = regions.partition(atoms, "embedded", bond_shells=1)
+    # the alkoxide C sits in a cyclobutane, which comes in whole; the quaternary ring C's methyl
+    # and propyl are cut
+    assert emb.n_link_atoms == 2 * 2
+    assert regions.partition(atoms, "embedded", bond_shells=2).n_link_atoms == 2  # CH3 and CH2 in
     assert emb.charge == 1
     n_electrons = sum({"Dy": 66, "O": 8, "C": 6, "H": 1}[s] for s in emb.symbols) - emb.charge
     assert (n_electrons - 9) % 2 == 0  # closed shell outside the 4f^9
@@ -378,3 +383,66 @@ def test_donor_atoms_from_the_one_geometry_contract(smiles, tmp_path):
     np.testing.assert_allclose(back.arrays["initial_charges"], atoms.arrays["initial_charges"], atol=1e-7)  # 8 decimals in the file
     with pytest.raises(ValueError, match="two axial donor"):
         contract.donor_indices(Atoms("DyOH", positions=[[0, 0, 0], [0, 0, 2.2], [0, 0, 3.1]]))
+
+
+BENCH = Path(__file__).parent / "data" / "embedded_bench"
+
+
+@pytest.mark.parametrize("name,shells", [("diol", 1), ("diol", 2), ("thf_methanol", 1), ("hydroxyalkoxide", 2)])
+def test_embedded_outer_point_charges_are_neutral_per_ligand(name, shells):
+    """The quantum region carries each ligand's whole formal charge, so the point charges left
+    outside it must sum to zero per ligand; boundary atoms (next to an H link atom) carry none.
+    Plain xTB charges left -0.3..+0.6 e there on these complexes."""
+    from ase.io import read
+
+    atoms = read(BENCH / f"{name}.extxyz")
+    q = atoms.arrays["initial_charges"]
+    frag = regions.fragment_ids(atoms)
+    emb = regions.partition(atoms, "embedded", bond_shells=shells)
+    quantum_pos = {tuple(np.round(p, 6)) for p in emb.coords}
+    mm = [i for i in range(len(atoms)) if tuple(np.round(atoms.positions[i], 6)) not in quantum_pos]
+    assert len(mm) == len(emb.mm_charges) > 0
+    np.testing.assert_allclose(emb.mm_coords, atoms.positions[mm])
+    for f in (6, 7):
+        piece = frag[mm] == f
+        assert abs(emb.mm_charges[piece].sum()) < 1e-12
+        assert abs(q[np.asarray(mm)[piece]].sum()) > 0.05  # the raw xTB charges were not neutral
+    nbrs = regions.ligand_bond_graph(atoms)
+    quantum = set(range(len(atoms))) - set(mm)
+    for k, i in enumerate(mm):
+        if nbrs[i] & quantum:  # a boundary atom
+            assert emb.mm_charges[k] == 0.0
+
+
+def test_embedded_never_cuts_small_ring_bonds():
+    """Cutting a bond of a 3-ring would put two H link atoms ~1.1 A apart: the whole small ring
+    comes into the region instead, and no two link atoms are that close."""
+    from ase.io import read
+
+    atoms = read(BENCH / "amide.extxyz")  # O=CNC1CC1C: cyclopropyl on the amide N
+    nbrs = regions.ligand_bond_graph(atoms)
+    ring = [i for i in range(16, len(atoms)) for j in nbrs[i] if regions.in_small_ring(nbrs, i, j)]
+    assert len(set(ring)) == 6  # the two cyclopropane rings
+    for shells in (1, 2, 3):
+        emb = regions.partition(atoms, "embedded", bond_shells=shells)
+        quantum_pos = {tuple(np.round(p, 6)) for p in emb.coords}
+        inside = {i for i in set(ring) if tuple(np.round(atoms.positions[i], 6)) in quantum_pos}
+        for i in set(ring):  # each ring all in or all out
+            same = {j for j in set(ring) if regions.in_small_ring(nbrs, i, j) or j == i}
+            assert same <= inside or not (same & inside)
+        links = emb.coords[len(emb.symbols) - emb.n_link_atoms :]
+        if len(links) > 1:
+            d = np.linalg.norm(links[:, None] - links[None], axis=2) + 10 * np.eye(len(links))
+            assert d.min() > 1.5
+
+
+def test_embedded_bond_shells_grow_to_the_whole_complex():
+    from ase.io import read
+
+    atoms = read(BENCH / "diol.extxyz")  # OC(C)CCCO: 6 bonds from donor O to the far O
+    sizes = [len(regions.partition(atoms, "embedded", bond_shells=n).symbols) for n in (1, 2, 3, 6)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    whole = regions.partition(atoms, "embedded", bond_shells=6)
+    assert whole.n_link_atoms == 0 and len(whole.mm_charges) == 0 and len(whole.symbols) == len(atoms)
+    with pytest.raises(ValueError, match="embedded_bond_shells"):
+        settings.CasscfSettings(embedded_bond_shells=0)

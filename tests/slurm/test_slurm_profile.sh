@@ -6,6 +6,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 bash "$repo/tests/slurm/start_single_node.sh"
 python -c "import snakemake_executor_plugin_slurm" 2>/dev/null || pip install -q -e "$repo[slurm]"
+extra=()
+for f in "$@"; do extra+=(--configfile "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")"); done
 work=$(mktemp -d /tmp/smmflow-slurm.XXXX)
 ln -s "$repo/config" "$work/config"
 ln -s "$repo/resources" "$work/resources"
@@ -13,7 +15,7 @@ cd "$work"
 start=$(date +%s)
 # no accounting database on a test node: poll with squeue instead of sacct
 snakemake --snakefile "$repo/Snakefile" --profile "$repo/profiles/slurm" \
-  --configfile config/tiny.yaml --slurm-status-command squeue \
+  --configfile config/tiny.yaml "${extra[@]}" --slurm-status-command squeue \
   --slurm-init-seconds-before-status-checks 5 --jobs 4 \
   --default-resources mem_mb=2000 runtime=30 --set-threads casscf=1 casscf_revalidation=1 proxy_xtb=1 \
   --set-resources casscf:mem_mb=3000 casscf_revalidation:mem_mb=3000 train_vae:mem_mb=3000 proxy_xtb:mem_mb=2000 2>&1 | tee snakemake.log
@@ -43,5 +45,5 @@ echo "== completed: $(grep -c 'Finished jobid' snakemake.log || true) jobs"
 echo "== wall time: $((end - start)) s"
 test -s results/casscf/labels.parquet
 test -s results/rounds/0/generation/candidates.parquet && test -s results/report/rounds.tsv
-snakemake --snakefile "$repo/Snakefile" --configfile config/tiny.yaml -n 2>&1 | grep -q "Nothing to be done"
+snakemake --snakefile "$repo/Snakefile" --configfile config/tiny.yaml "${extra[@]}" -n 2>&1 | grep -q "Nothing to be done"
 echo "SLURM profile test passed ($work)"

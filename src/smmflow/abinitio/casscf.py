@@ -91,7 +91,7 @@ class DyCasscfSO:
         settings = self.settings
         atoms = self.atoms
         t0 = time.perf_counter()
-        self.region = region = partition(atoms, settings.tier, settings.embedded_radius_a)
+        self.region = region = partition(atoms, settings.tier, settings.embedded_radius_a, settings.embedded_bond_shells)
         ref = free_ion_reference(settings)
         t_ref = time.perf_counter() - t0
         t_start = time.perf_counter()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from smmflow.abinitio.basis import DEFAULT_BASIS
+from smmflow.abinitio.regions import EMBEDDED_BOND_SHELLS, EMBEDDED_RADIUS_A
 from smmflow.constants import DY_4F_ELECTRONS, DY_ION_CHARGE, DY_Z
 
 TIERS = ("pointcharge", "embedded", "full")
@@ -51,7 +52,11 @@ class CasscfSettings:
     auxbasis: str | dict[str, str] | None = field(default_factory=lambda: {"Dy": "etb", "default": "def2-universal-jkfit"})
     #: embedded tier: every ligand atom within this distance of Dy (angstrom) is quantum, with its
     #: bonded neighbours (besides the donor atoms and theirs); e.g. a pendant OH or ring O near Dy
-    embedded_radius_a: float = 3.2
+    embedded_radius_a: float = EMBEDDED_RADIUS_A
+    #: embedded tier: every atom up to this many cuttable single bonds from a donor atom is quantum
+    #: (a conjugated system or a 3-/4-ring counts as one shell); substituents beyond are replaced by
+    #: H link atoms (docs/casscf.md, "Embedded region")
+    embedded_bond_shells: int = EMBEDDED_BOND_SHELLS
     verbose: int = 0  # PySCF verbosity of the SCF/CASSCF objects (4: per-iteration log on stdout)
     conv_tol: float = 1e-9  # SA energy, hartree
     conv_tol_grad: float = 1e-4
@@ -91,6 +96,8 @@ class CasscfSettings:
             raise ValueError(f"unknown tier {self.tier!r}; choose one of {', '.join(TIERS)}")
         if self.orbital_optimiser not in ORBITAL_OPTIMISERS:
             raise ValueError(f"unknown orbital_optimiser {self.orbital_optimiser!r}; choose one of {', '.join(ORBITAL_OPTIMISERS)}")
+        if int(self.embedded_bond_shells) != self.embedded_bond_shells or self.embedded_bond_shells < 1:
+            raise ValueError(f"embedded_bond_shells must be an integer >= 1, got {self.embedded_bond_shells!r}")
 
 
     def key(self) -> str:
