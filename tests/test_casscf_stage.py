@@ -50,6 +50,18 @@ def test_selection_covers_every_class_and_grows_monotonically():
     assert len(set(small["ligand_id"]) & set(big["ligand_id"])) >= 0.8 * len(small)
 
 
+def test_small_budget_labels_a_rare_class():
+    """Four labels over four classes: one per class even when a class is rare (the default run's
+    budget; a class x bin proportional draw gave the 10 alkoxides of an 80-ligand pool none)."""
+    df = fake_proxies(200)
+    rare = df[df.ligand_class != "O-"].index[:0].union(df[df.ligand_class == "O-"].index[4:])
+    df = df.drop(rare)  # 4 O- of ~150 ligands
+    assert (df.ligand_class == "O-").sum() == 4
+    for seed in range(5):
+        sel = select_subset(df, 4, seed=seed, columns=COLS)
+        assert sorted(sel["ligand_class"]) == ["N", "N-", "O", "O-"]
+
+
 def test_allocate_sums_to_size_and_respects_counts():
     counts = pd.Series({"a": 50, "b": 3, "c": 1})
     for size in (0, 2, 3, 10, 54, 100):

@@ -81,7 +81,8 @@ def allocate(counts: pd.Series, size: int) -> pd.Series:
 def select_subset(proxies: pd.DataFrame, size: int, seed: int, columns: list[str], n_bins: int = 3) -> pd.DataFrame:
     """Stratified, seeded subset of the usable (status ok) proxy rows; deterministic for a given input.
 
-    Strata are ligand class x quantile bins of ``columns``. Growing ``size`` with the same seed
+    Strata are ligand class x quantile bins of ``columns``; the draws are allocated over classes
+    (proportionally, at least one per class when ``size`` allows), then over the bins of each class. Growing ``size`` with the same seed
     keeps earlier picks where the allocation of their stratum does not shrink (draws are the head
     of one seeded permutation per stratum), so finished CASSCF jobs are reused.
     """
@@ -91,8 +92,12 @@ def select_subset(proxies: pd.DataFrame, size: int, seed: int, columns: list[str
     if ok.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in CASSCF_SELECTION_COLUMNS})
     ok = ok.assign(stratum=stratum_labels(ok, list(columns), n_bins).values)
-    counts = ok.groupby("stratum").size()
-    alloc = allocate(counts, size)
+    # two levels: draws over ligand classes first (every class gets one once size >= the number of
+    # classes, so a small budget still labels the rare alkoxides), then over the bins within a class
+    class_alloc = allocate(ok.groupby("ligand_class").size(), size)
+    alloc = pd.concat(
+        [allocate(grp.groupby("stratum").size(), int(class_alloc[cls])) for cls, grp in ok.groupby("ligand_class")]
+    )
     picks = []
     for stratum, grp in ok.groupby("stratum", sort=True):
         # one permutation per stratum from a seed derived from (seed, stratum name): stable under resizing
