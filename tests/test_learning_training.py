@@ -173,3 +173,17 @@ def test_fitting_leaves_the_global_random_state_alone():
     _, h2, _ = train_vae(data, TINY, TrainConfig(epochs=1, batch_size=4, val_fraction=0.25), seed=3)
     pd.testing.assert_frame_equal(h1.drop(columns=[c for c in h1 if "time" in c or "wall" in c or "_s" in c]),
                                   h2.drop(columns=[c for c in h2 if "time" in c or "wall" in c or "_s" in c]))
+
+
+def test_kd_ensemble_stays_bounded_far_outside_a_near_constant_training_column():
+    """Four labels with a nearly constant side input (std 1e-6): a new row with an ordinary value of
+    that column is millions of standard deviations out. Unclipped, the MLPs extrapolated linearly to
+    KD2 ~1e6 cm-1; the clipped inputs keep predictions within a few times the label range."""
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(4, 3))
+    side = np.column_stack([rng.normal(size=4), 2.0 + 1e-6 * rng.normal(size=4)])
+    y = np.array([50.0, 90.0, 340.0, 430.0])
+    ens = fit_kd_ensemble(mu, side, y, seed=0, n_members=3, epochs=200)
+    new_side = np.array([[0.0, 2.5], [0.0, -3.0]])
+    mean, _ = ens.predict(rng.normal(size=(2, 3)), new_side)
+    assert np.all(np.isfinite(mean)) and np.all(np.abs(mean) < 10 * y.max()), mean

@@ -13,6 +13,12 @@ from smmflow.ml.metrics import masked_mse
 from smmflow.ml.rng import preserves_torch_rng
 
 
+#: standardised inputs are clipped to +-this many training standard deviations. With a handful of
+#: labels some input columns are nearly constant, so a new ligand sits thousands of "standard
+#: deviations" away and the MLPs extrapolate to absurd KD2 (1.9e6 cm-1 in a default run)
+INPUT_CLIP_SD = 5.0
+
+
 # --- KD ensemble on the frozen latent --------------------------------------------------------
 @dataclass
 class KDEnsemble:
@@ -38,7 +44,7 @@ class KDEnsemble:
 
     def _inputs(self, mu: np.ndarray, side: np.ndarray) -> np.ndarray:
         x = np.hstack([mu, side]) if self.use_latent else np.asarray(side, float)
-        return np.nan_to_num(self.in_scaler.transform(x), nan=0.0)
+        return np.clip(np.nan_to_num(self.in_scaler.transform(x), nan=0.0), -INPUT_CLIP_SD, INPUT_CLIP_SD)
 
 
 @preserves_torch_rng
@@ -61,7 +67,8 @@ def fit_kd_ensemble(mu: np.ndarray, side: np.ndarray, y: np.ndarray, seed: int, 
     x_raw = np.hstack([mu, side]) if use_latent else side
     in_scaler = Standardizer.fit(x_raw)
     kd_scaler = Standardizer.fit(y, [log_target] * y.shape[1])
-    x = torch.as_tensor(np.nan_to_num(in_scaler.transform(x_raw), nan=0.0), dtype=torch.float32)
+    x = torch.as_tensor(np.clip(np.nan_to_num(in_scaler.transform(x_raw), nan=0.0), -INPUT_CLIP_SD, INPUT_CLIP_SD),
+                        dtype=torch.float32)
     ys = kd_scaler.transform(y)
     yt = torch.as_tensor(np.nan_to_num(ys), dtype=torch.float32)
     ym = torch.as_tensor(np.isfinite(ys))
