@@ -175,6 +175,16 @@ def test_guess_orbitals_are_4f_and_alter_plan(excerpt):
     by[63], by[70] = dict(by[70], index=63), dict(by[63], index=70)
     alter, fw = om.plan_active_space(list(by.values()), 62)
     assert alter == [(63, 70)] and min(fw) > 0.95
+    # a 4f orbital mixed with a ligand lone pair in the guess (weight 0.64, as GUESSORB gives on
+    # small complexes): still chosen, RASSCF unmixes it and the final orbitals are checked at 0.8
+    mixed = {o["index"]: dict(o) for o in orbs}
+    m = mixed[66]
+    m["terms"] = [(k, c, f, v * 0.8 if c.upper() == "DY1" and f[1:2] == "f" else v) for k, c, f, v in m["terms"]]
+    assert 0.55 < om.dy_f_weight(m) < 0.8
+    alter, fw = om.plan_active_space(list(mixed.values()), 62)
+    assert alter == [] and 0.55 < min(fw) < 0.8
+    with pytest.raises(ValueError, match="only 6 Dy-4f orbitals"):
+        om.plan_active_space(list(mixed.values()), 62, f_min=0.8)
     # only six 4f orbitals anywhere: fail with a clear reason
     by[70] = dict(by[71], index=70)
     with pytest.raises(ValueError, match="only 6 Dy-4f orbitals"):
