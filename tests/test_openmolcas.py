@@ -86,7 +86,7 @@ def test_writer_charge_basis_angmom_and_alter():
     text, _ = om.write_input(a.get_chemical_symbols(), a.positions, 1, basis="ANO-RCC-VTZP", alter=[(63, 70)])
     assert "Basis = ANO-RCC-VTZP\n" in text
     assert "ANGMOM = 1.00000000 -2.00000000 0.50000000 Angstrom" in text
-    assert "Alter = 1 1 63 70\n" in text
+    assert "Alter = 1 ; 1 63 70\n" in text  # OpenMolcas's record syntax (its test inputs: "Alter = 2 ; 1 10 14 ; 1 13 15")
     # charge +3 (two neutral ligands): 2 fewer electrons -> one fewer inactive orbital
     b = dy_oh2()
     sym = b.get_chemical_symbols()

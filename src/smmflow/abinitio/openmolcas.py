@@ -134,8 +134,10 @@ def write_casscf_input(symbols: list[str], charge: int, alter: list[tuple[int, i
     roots = " ".join(str(i) for i in range(1, N_SEXTETS + 1))
     alter_block = ""
     if alter:
-        pairs = " ".join(f"1 {a} {b}" for a, b in alter)
-        alter_block = f"  Alter = {len(alter)} {pairs}\n"
+        # OpenMolcas syntax: the number of swaps, then one "symmetry orbital orbital" record per swap,
+        # records separated by ';' (a plain blank-separated list fails: "Failure reading data after ALTER")
+        pairs = " ; ".join(f"1 {a} {b}" for a, b in alter)
+        alter_block = f"  Alter = {len(alter)} ; {pairs}\n"
     return (
         "&RASSCF\n"
         f"  Title = SA-CASSCF({NACTEL},{NCAS}) {N_SEXTETS} sextets\n"
