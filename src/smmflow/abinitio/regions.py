@@ -96,8 +96,8 @@ def _neutral_outer_charges(q: np.ndarray, mm: list[int], boundary: set[int], fra
     part of each ligand must be neutral. Boundary atoms (bonded to a quantum atom, replaced by an H
     link atom 0.4-0.5 A away) get no charge, which would otherwise over-polarise the link; the xTB
     charges of the rest of that ligand's outer part are shifted evenly so that they sum to zero.
-    Without the shift the outer part keeps the xTB charge the quantum piece lacks, +0.5 to +1 e at
-    5-8 A from Dy on neutral-donor ligands, enough to move KD8 by ~20 %."""
+    Without the shift the outer part keeps the xTB charge the quantum piece lacks, -0.3 to +1.0 e at
+    5-8 A from Dy on the benchmark complexes, enough to move a neutral donor's KD8 by ~20 %."""
     out = np.array([0.0 if j in boundary else float(q[j]) for j in mm])
     mm_arr = np.asarray(mm, dtype=int)
     for f in np.unique(frag[mm_arr]) if len(mm) else []:
