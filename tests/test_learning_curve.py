@@ -136,6 +136,40 @@ def test_learning_curve_rule_entry_point(run_tables):
     assert (d / "lc.png").stat().st_size > 1000
 
 
+def test_learning_curve_repeats_over_splits(run_tables):
+    """A list of split seeds gives one repeat per split: same VAEs, other held-out sets, and a
+    summary with the median and range over the repeats."""
+    from smmflow.ml.learning_curve import summarise_repeats
+
+    d, p = run_tables
+    s = tiny_settings()
+    s["learning_curve"].update(split_seed=[0, 3], modes=["proxy", "structure_only"])
+    df = learning_curve_from_tables(p["ligands"], p["proxies"], p["labels"], d / "lcr.tsv", d / "lcr.png", s)
+    ok = df[df["status"] == "ok"]
+    assert sorted(set(ok["split_seed"])) == [0, 3] and set(ok["seed"]) == {s["seed"]}
+    assert len(ok) == 2 * ok.groupby(["split_seed"]).size().iloc[0]
+    a = ok[ok["split_seed"] == 0].set_index(["pretraining", "n_train"])["mae"]
+    b = ok[ok["split_seed"] == 3].set_index(["pretraining", "n_train"])["mae"]
+    assert not np.allclose(a.sort_index(), b.sort_index())  # other held-out ligands, other errors
+    summ = summarise_repeats(df)
+    assert (summ["n_repeats"] == 2).all()
+    assert (summ["mae_min"] <= summ["mae_median"]).all() and (summ["mae_median"] <= summ["mae_max"]).all()
+    # the first split alone reproduces the single-seed run's rows
+    s1 = tiny_settings()
+    s1["learning_curve"].update(split_seed=0, modes=["proxy", "structure_only"])
+    single = learning_curve_from_tables(p["ligands"], p["proxies"], p["labels"], d / "lc1.tsv", d / "lc1.png", s1)
+    first = df[df["split_seed"] == 0].reset_index(drop=True)
+    assert np.allclose(first["mae"], single["mae"], equal_nan=True)
+
+
+def test_learning_curve_rejects_repeated_seeds(run_tables):
+    d, p = run_tables
+    s = tiny_settings()
+    s["learning_curve"].update(split_seed=[1, 1])
+    with pytest.raises(ValueError, match="distinct"):
+        learning_curve_from_tables(p["ligands"], p["proxies"], p["labels"], d / "x.tsv", d / "x.png", s)
+
+
 def test_extra_smiles_reader(tmp_path):
     f = tmp_path / "x.txt"
     f.write_text("smiles other\nOCC 1\nCCO 2\nOCC 3\n[O-]c1ccccc1 4\n# comment\n")

@@ -230,6 +230,7 @@ LEARNING_CURVE_COLUMNS: Final = (
     "n_test",
     "target",
     "seed",
+    "split_seed",
     "status",
     "reason",
 )

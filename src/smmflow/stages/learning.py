@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,8 +16,10 @@ from smmflow.chem.enumerate import LigandFilters
 from smmflow.ml.data import TablePaths, assemble_learning_data, read_extra_smiles
 from smmflow.ml.generate import STRATEGIES, GenerationConfig, generate
 from smmflow.ml.heads.ensemble import _kfold_r2, fit_kd_ensemble
-from smmflow.ml.learning_curve import plot_learning_curve, proxy_pretraining_curve
+from smmflow.ml.learning_curve import plot_learning_curve, proxy_pretraining_curve, summarise_repeats
 from smmflow.ml.vae.trainer import TrainConfig, latent_means, load_trained_model, save_trained_model, train_vae
+
+log = logging.getLogger(__name__)
 
 
 def with_physics_proxies(proxies: pd.DataFrame | None, physics: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -114,6 +117,7 @@ def learning_curve_from_tables(
                     "kd_model": k,
                     "target": data.kd_names[0],
                     "seed": int(s["seed"]),
+                    "split_seed": lc["split_seed"] if np.ndim(lc["split_seed"]) == 0 else lc["split_seed"][0],
                     "status": tables.STATUS_FAILED,
                     "reason": f"only {n_lab} KD labels",
                 }
@@ -128,8 +132,8 @@ def learning_curve_from_tables(
             data,
             lc["n_trains"],
             int(lc["n_test"]),
-            int(lc["split_seed"]),
-            int(s["seed"]),
+            lc["split_seed"],
+            lc.get("model_seeds") or int(s["seed"]),
             dict(s["model"]),
             tcfg,
             dict(s["ensemble"]),
@@ -140,6 +144,9 @@ def learning_curve_from_tables(
         )
     write_table(df, out_tsv)
     plot_learning_curve(df, out_png, f"first excited KD ({n_lab} CASSCF labels in this run)")
+    summary = summarise_repeats(df)
+    if len(summary) and int(summary["n_repeats"].max()) > 1:
+        log.info("median [min, max] over the repeats:\n%s", summary.to_string(index=False))
     return df
 
 
