@@ -321,3 +321,47 @@ def test_scc_failure_ends_the_relaxation_quickly(monkeypatch):
     assert fake.calls <= 3  # restart guess, EEQ + damping, atomic guess + stronger damping
     r = px.proxy_row(_lig("OC", "O", 0, "L2"), FAST)
     assert r["status"] == T.STATUS_FAILED and "XtbError" in r["reason"]
+
+
+# ---------------------------------------------------------------------------------------------
+# binding mode: end-on through the donor alone, else another start, else a failed row
+# ---------------------------------------------------------------------------------------------
+def test_builder_starts_are_ranked_and_finite():
+    lc = conformers.ligand_conformers("OCC(C)O", n_conformers=4, seed=0)
+    first = builder.build_complex("OCC(C)O", conformers=lc, n_rotations=6)
+    assert np.allclose(builder.build_complex("OCC(C)O", conformers=lc, n_rotations=6, start_rank=0).positions,
+                       first.positions)
+    n_conf = len(lc.conformers)
+    n_frame, n_lig = contract.N_FRAME_ATOMS, len(lc.symbols)
+    lig1 = slice(n_frame, n_frame + n_lig)
+    # after the conformers: the best one turned by 90 deg about the Dy-donor (z) axis
+    turned = builder.build_complex("OCC(C)O", conformers=lc, n_rotations=6, start_rank=n_conf)
+    c, s = math.cos(math.pi / 2), math.sin(math.pi / 2)
+    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    assert np.allclose(turned.positions[lig1], first.positions[lig1] @ rz.T, atol=1e-9)
+    assert not np.allclose(turned.positions[lig1], first.positions[lig1], atol=0.1)
+    with pytest.raises(conformers.LigandError, match="no start of rank"):
+        builder.build_complex("OCC(C)O", conformers=lc, n_rotations=6,
+                              start_rank=n_conf + len(builder.EXTRA_START_TURNS_DEG))
+
+
+def test_wrong_binding_mode_gets_another_start_or_fails():
+    """N12C3CCC(C1C2C3)O relaxes side-on (Dy-N-C 98 deg) from the builder's best start; a start turned
+    about the axis binds end-on. Without retries the row fails with the binding reason."""
+    row = _lig("N12C3CCC(C1C2C3)O", "N", 0, "Lside")
+    strict = px.proxy_row(row, px.ProxySettings(binding_retries=0))
+    assert strict["status"] == T.STATUS_FAILED and "binding mode" in strict["reason"] and "side-on" in strict["reason"]
+    ok = px.proxy_row(row, px.ProxySettings())
+    assert ok["status"] == T.STATUS_OK, ok["reason"]
+    assert ok["xtb_opt_steps"] > strict["xtb_opt_steps"]
+    from smmflow.geometry.binding import binding_problems
+
+    assert binding_problems(contract.from_extxyz(ok["complex_xyz"])) == []
+    # the same ligand with a looser angle threshold is accepted from the first start
+    loose = px.proxy_row(row, px.ProxySettings(binding_retries=0, binding={"min_dy_donor_x_deg": 90.0}))
+    assert loose["status"] == T.STATUS_OK and loose["xtb_opt_steps"] == strict["xtb_opt_steps"]
+
+
+def test_binding_settings_reject_unknown_keys():
+    r = px.proxy_row(_lig("OC", "O", 0, "L2"), px.ProxySettings(binding={"max_dy_o_a": 3.0}))
+    assert r["status"] == T.STATUS_FAILED and "unknown binding criteria" in r["reason"]

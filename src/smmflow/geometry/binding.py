@@ -113,6 +113,8 @@ def binding_problems(atoms, criteria: BindingCriteria | None = None) -> list[str
                 out.append(f"{tag} touches Dy through {sym[a]}{a} ({dist[a]:.2f} A < {limit:.2f}): not donor-only")
         bonds = _bonded(atoms, idx)
         for x in sorted(bonds[donor]):
+            if sym[x] == "H":  # a donor H is judged by its distance (max_contact_h_a), not its angle
+                continue
             ang = _angle_deg(p[0], p[donor], p[x])
             if ang < c.min_dy_donor_x_deg:
                 out.append(f"{tag} side-on: Dy-{sym[donor]}-{sym[x]}{x} {ang:.0f} deg < {c.min_dy_donor_x_deg:.0f}")

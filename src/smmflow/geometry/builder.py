@@ -131,6 +131,10 @@ def _place_on_axis(coords: np.ndarray, lone_pair: np.ndarray, distance: float, s
 # --------------------------------------------------------------------------------------------
 # builder
 # --------------------------------------------------------------------------------------------
+#: turns about the Dy-donor axis (deg) of the best conformer that give the starts after the conformers
+EXTRA_START_TURNS_DEG: tuple[float, ...] = (90.0, 180.0, 270.0)
+
+
 def build_complex(
     smiles: str,
     *,
@@ -141,13 +145,17 @@ def build_complex(
     n_rotations: int = 12,
     seed: int = 0,
     conformers: LigandConformers | None = None,
+    start_rank: int = 0,
 ):
     """Build [Dy(H2O)5L2] (see the module docstring for the atom order) as an :class:`ase.Atoms`.
 
     ``ligand_charge`` defaults to the SMILES formal charge; a mismatch raises :class:`LigandError`.
     ``dy_donor_distance`` defaults to the class-typical value in
     :data:`smmflow.constants.DY_DONOR_START_DISTANCE_A`. ``conformers`` reuses conformers already
-    computed by :func:`ligand_conformers` for the same SMILES.
+    computed by :func:`ligand_conformers` for the same SMILES. ``start_rank`` k > 0 gives another
+    start (when a relaxation from the best ends in a wrong binding mode): the conformer whose best
+    rotation has the (k+1)-th lowest clash score, and after the last conformer the best one turned by
+    :data:`EXTRA_START_TURNS_DEG` about the axis; :class:`LigandError` past the last start.
     """
     from ase import Atoms
 
@@ -166,17 +174,38 @@ def build_complex(
     emin = min(lc.energies_kcal)
     angles = [2.0 * math.pi * k / max(1, n_rotations) for k in range(max(1, n_rotations))]
 
-    best = None
+    per_conformer = []  # (score of its best rotation, that placement), in conformer order
     for conf, e in zip(lc.conformers, lc.energies_kcal):
         lp = lone_pair_direction(conf, 0, lc.neighbors_of_donor)
         placed = _place_on_axis(conf, lp, d0, +1)
+        best = None
         for phi in angles:
             x1 = placed @ rotation_about_z(phi).T
             s = clash_score(x1, lig_sym, frame_pos, frame_sym, skip_dy) + 1e-3 * (e - emin)
             if best is None or s < best[0] - 1e-12:
                 best = (s, x1)
-    assert best is not None
-    lig1 = best[1]
+        assert best is not None
+        per_conformer.append(best)
+    # starts, best first: each conformer at its best rotation (lowest score first, ties: conformer
+    # order), then the best conformer turned by 90, 180 and 270 deg from its best rotation
+    order: list[int] = []
+    remaining = list(range(len(per_conformer)))
+    while remaining:
+        pick = remaining[0]
+        for i in remaining[1:]:
+            if per_conformer[i][0] < per_conformer[pick][0] - 1e-12:
+                pick = i
+        remaining.remove(pick)
+        order.append(pick)
+    n_starts = len(order) + len(EXTRA_START_TURNS_DEG)
+    if not 0 <= int(start_rank) < n_starts:
+        raise LigandError(f"no start of rank {start_rank}: {smiles!r} has {n_starts} starts")
+    if start_rank < len(order):
+        lig1 = per_conformer[order[int(start_rank)]][1]
+    else:
+        turn = math.radians(EXTRA_START_TURNS_DEG[int(start_rank) - len(order)])
+        lig1 = per_conformer[order[0]][1] @ rotation_about_z(turn).T
+
     lig2_base = lig1 @ C2_X.T
     best2 = None
     for phi in [0.0] + angles[1:]:

@@ -15,9 +15,17 @@ complex (:data:`~smmflow.tables.XTB_COMPLEX_COLUMNS`)
     deviation from an ideal D5h bipyramid, GFN2 charge on Dy, mean GFN2 charge of the two donors,
     number of GFN2 evaluations; the relaxed complex as extended XYZ.
 
+Binding mode: a relaxed complex must bind each ligand end-on through its donor alone
+(:func:`smmflow.geometry.binding.binding_problems`: no other ligand atom touching Dy, Dy-donor-X
+angles >= 100 deg, both donors bound, the waters in place). When the relaxation from the builder's
+best start ends otherwise, the builder's next start (the next-best conformer, then the best one
+turned about the Dy-donor axis) is relaxed, up to ``binding_retries`` more starts; the first clean
+one is kept (``xtb_opt_steps`` counts the GFN2 evaluations of all of
+them).
+
 Chemistry failures (unparsable SMILES, no embedding, SCC failure, a ligand that leaves Dy or ends
-up bound through another of its atoms, a relaxation that does not converge, the per-ligand
-wall-time cap ``max_wall_s_per_ligand``, checked before every GFN2 SCC) give a
+up bound through another of its atoms on every start tried, a relaxation that does not converge,
+the per-ligand wall-time cap ``max_wall_s_per_ligand``, checked before every GFN2 SCC) give a
 ``status='failed'`` row with a ``reason``; :func:`proxy_row` never raises for them.
 """
 
@@ -26,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -35,7 +43,8 @@ import pandas as pd
 from smmflow import tables as T
 from smmflow.chem.conformers import LigandError, ligand_class_of, ligand_conformers
 from smmflow.constants import complex_charge
-from smmflow.geometry.builder import build_complex
+from smmflow.geometry.binding import BindingCriteria, binding_problems
+from smmflow.geometry.builder import EXTRA_START_TURNS_DEG, build_complex
 from smmflow.geometry.contract import donor_indices, to_extxyz
 from smmflow.geometry.descriptors import closest_non_donor_contacts, structural_descriptors
 from smmflow.xtb.engine import XtbError, XtbTimeout, gfn2_singlepoint
@@ -62,6 +71,10 @@ class ProxySettings:
     # no new GFN2 SCC starts after this many seconds (row failed); None: no cap. A wall-clock cap makes
     # the table depend on machine load, so the workflow leaves it off (max_steps bounds the work)
     max_wall_s_per_ligand: float | None = None
+    #: more builder starts (next-best conformers) tried when a relaxation ends in a wrong binding mode
+    binding_retries: int = 3
+    #: thresholds of the binding-mode check (:class:`BindingCriteria` fields; missing ones: its defaults)
+    binding: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> "ProxySettings":
@@ -113,6 +126,21 @@ def _empty_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _binding_failure(relaxed, criteria: BindingCriteria) -> str:
+    """Why a relaxed complex does not bind its ligands end-on through the donors ("" when it does)."""
+    r1, r2 = (float(np.linalg.norm(relaxed.positions[d] - relaxed.positions[0])) for d in donor_indices(relaxed))
+    far = max(r1, r2)
+    if far > criteria.max_dy_donor_a:
+        return f"ligand left Dy during relaxation (Dy-donor {far:.2f} A > {criteria.max_dy_donor_a} A)"
+    for (i, r), r_d in zip(closest_non_donor_contacts(relaxed), (r1, r2)):
+        if r < r_d:
+            el = relaxed.get_chemical_symbols()[i]
+            return (f"ligand rebound through another atom during relaxation ({el}{i} at {r:.2f} A "
+                    f"from Dy, closer than the donor)")
+    problems = binding_problems(relaxed, criteria)
+    return f"binding mode: {problems[0]}" if problems else ""
+
+
 def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> dict[str, Any]:
     """Full proxy row (all of :data:`tables.PROXY_COLUMNS`) for one ligand row; never raises for
     a chemistry failure (it returns ``status='failed'`` with a ``reason``)."""
@@ -136,33 +164,38 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
         out.update(free_ligand_descriptors(lc.symbols, lc.conformers[best], lc.formal_charge,
                                            lc.neighbors_of_donor, accuracy=s.xtb_accuracy,
                                            max_iter=s.xtb_max_iter))
-        atoms = build_complex(smiles, ligand_id=out[T.LIGAND_ID], n_rotations=s.n_rotations,
-                              seed=s.seed, conformers=lc)
-        budget = None
-        if s.max_wall_s_per_ligand is not None:
-            budget = float(s.max_wall_s_per_ligand) - (time.perf_counter() - t0)
-            if budget <= 0:
-                raise XtbTimeout("wall-time cap reached before the complex relaxation")
-        relaxed, info = relax_complex(atoms, mode=s.relax_mode, fmax=s.fmax_ev_a, max_steps=s.max_steps,
-                                      accuracy=s.xtb_accuracy, max_iter=s.xtb_max_iter, waters=s.waters,
-                                      maxstep=s.maxstep_a, max_wall_s=budget)
+        criteria = BindingCriteria.from_mapping(
+            {"max_dy_donor_a": s.max_dy_donor_a, **dict(s.binding or {})}
+        )
+        n_starts = min(1 + max(0, int(s.binding_retries)), len(lc.conformers) + len(EXTRA_START_TURNS_DEG))
+        n_steps, first_reason = 0, ""
+        for rank in range(n_starts):
+            atoms = build_complex(smiles, ligand_id=out[T.LIGAND_ID], n_rotations=s.n_rotations,
+                                  seed=s.seed, conformers=lc, start_rank=rank)
+            budget = None
+            if s.max_wall_s_per_ligand is not None:
+                budget = float(s.max_wall_s_per_ligand) - (time.perf_counter() - t0)
+                if budget <= 0:
+                    raise XtbTimeout("wall-time cap reached before the complex relaxation")
+            relaxed, info = relax_complex(atoms, mode=s.relax_mode, fmax=s.fmax_ev_a, max_steps=s.max_steps,
+                                          accuracy=s.xtb_accuracy, max_iter=s.xtb_max_iter, waters=s.waters,
+                                          maxstep=s.maxstep_a, max_wall_s=budget)
+            n_steps += int(info.n_steps)
+            reason = _binding_failure(relaxed, criteria)
+            if not reason:
+                break
+            first_reason = first_reason or reason
+            log.info("%s: start %d ends in a wrong binding mode (%s)", out["smiles"], rank, reason)
         out.update(structural_descriptors(relaxed))
         q = relaxed.get_initial_charges()
         d1, d2 = donor_indices(relaxed)
         out["xtb_dy_charge"] = float(q[0])
         out["xtb_complex_donor_charge_mean"] = float((q[d1] + q[d2]) / 2.0)
-        out["xtb_opt_steps"] = int(info.n_steps)
+        out["xtb_opt_steps"] = n_steps
         out["complex_xyz"] = to_extxyz(relaxed)
-        far = max(out["dist_dy_donor1_a"], out["dist_dy_donor2_a"])
-        rebound = [(i, r) for (i, r), r_d in zip(closest_non_donor_contacts(relaxed),
-                                                 (out["dist_dy_donor1_a"], out["dist_dy_donor2_a"])) if r < r_d]
-        if far > s.max_dy_donor_a:
-            out["reason"] = f"ligand left Dy during relaxation (Dy-donor {far:.2f} A > {s.max_dy_donor_a} A)"
-        elif rebound:
-            i, r = rebound[0]
-            el = relaxed.get_chemical_symbols()[i]
-            out["reason"] = (f"ligand rebound through another atom during relaxation ({el}{i} at {r:.2f} A "
-                             f"from Dy, closer than the donor)")
+        if reason:
+            tried = f"; {n_starts} starts tried" if n_starts > 1 else ""
+            out["reason"] = f"{first_reason}{tried}"
         elif not info.converged:
             out["reason"] = (f"relaxation not converged in {s.max_steps} steps "
                              f"(max force {info.max_force_ev_a:.3f} eV/A)")
