@@ -349,16 +349,20 @@ def test_wrong_binding_mode_gets_another_start_or_fails():
     """N12C3CCC(C1C2C3)O relaxes side-on (Dy-N-C 98 deg) from the builder's best start; a start turned
     about the axis binds end-on. Without retries the row fails with the binding reason."""
     row = _lig("N12C3CCC(C1C2C3)O", "N", 0, "Lside")
-    strict = px.proxy_row(row, px.ProxySettings(binding_retries=0))
+    off = px.proxy_row(row, px.ProxySettings())  # the default: no binding check, the side-on complex passes
+    assert off["status"] == T.STATUS_OK and off["reason"] == ""
+    strict = px.proxy_row(row, px.ProxySettings(binding_check=True, binding_retries=0))
     assert strict["status"] == T.STATUS_FAILED and "binding mode" in strict["reason"] and "side-on" in strict["reason"]
-    ok = px.proxy_row(row, px.ProxySettings())
+    assert off["xtb_opt_steps"] == strict["xtb_opt_steps"]
+    ok = px.proxy_row(row, px.ProxySettings(binding_check=True))
     assert ok["status"] == T.STATUS_OK, ok["reason"]
     assert ok["xtb_opt_steps"] > strict["xtb_opt_steps"]
     from smmflow.geometry.binding import binding_problems
 
     assert binding_problems(contract.from_extxyz(ok["complex_xyz"])) == []
     # the same ligand with a looser angle threshold is accepted from the first start
-    loose = px.proxy_row(row, px.ProxySettings(binding_retries=0, binding={"min_dy_donor_x_deg": 90.0}))
+    loose = px.proxy_row(row, px.ProxySettings(binding_check=True, binding_retries=0,
+                                               binding={"min_dy_donor_x_deg": 90.0}))
     assert loose["status"] == T.STATUS_OK and loose["xtb_opt_steps"] == strict["xtb_opt_steps"]
 
 

@@ -15,7 +15,8 @@ complex (:data:`~smmflow.tables.XTB_COMPLEX_COLUMNS`)
     deviation from an ideal D5h bipyramid, GFN2 charge on Dy, mean GFN2 charge of the two donors,
     number of GFN2 evaluations; the relaxed complex as extended XYZ.
 
-Binding mode: a relaxed complex must bind each ligand end-on through its donor alone
+Binding mode (``binding_check``, off by default: see docs/geometry.md for what it costs): a relaxed
+complex must bind each ligand end-on through its donor alone
 (:func:`smmflow.geometry.binding.binding_problems`: no other ligand atom touching Dy, Dy-donor-X
 angles >= 100 deg, both donors bound, the waters in place). When the relaxation from the builder's
 best start ends otherwise, the builder's next start (the next-best conformer, then the best one
@@ -71,6 +72,9 @@ class ProxySettings:
     # no new GFN2 SCC starts after this many seconds (row failed); None: no cap. A wall-clock cap makes
     # the table depend on machine load, so the workflow leaves it off (max_steps bounds the work)
     max_wall_s_per_ligand: float | None = None
+    #: check the binding mode of every relaxed complex (end-on, donor only), retry other starts, fail
+    #: the row when none binds cleanly; off: only a ligand that left Dy or bound through a closer atom fails
+    binding_check: bool = False
     #: more builder starts (next-best conformers) tried when a relaxation ends in a wrong binding mode
     binding_retries: int = 3
     #: thresholds of the binding-mode check (:class:`BindingCriteria` fields; missing ones: its defaults)
@@ -126,8 +130,9 @@ def _empty_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _binding_failure(relaxed, criteria: BindingCriteria) -> str:
-    """Why a relaxed complex does not bind its ligands end-on through the donors ("" when it does)."""
+def _binding_failure(relaxed, criteria: BindingCriteria, full_check: bool = True) -> str:
+    """Why a relaxed complex does not bind its ligands end-on through the donors ("" when it does).
+    Without ``full_check`` only a ligand that left Dy or bound through a closer atom counts."""
     r1, r2 = (float(np.linalg.norm(relaxed.positions[d] - relaxed.positions[0])) for d in donor_indices(relaxed))
     far = max(r1, r2)
     if far > criteria.max_dy_donor_a:
@@ -137,7 +142,7 @@ def _binding_failure(relaxed, criteria: BindingCriteria) -> str:
             el = relaxed.get_chemical_symbols()[i]
             return (f"ligand rebound through another atom during relaxation ({el}{i} at {r:.2f} A "
                     f"from Dy, closer than the donor)")
-    problems = binding_problems(relaxed, criteria)
+    problems = binding_problems(relaxed, criteria) if full_check else []
     return f"binding mode: {problems[0]}" if problems else ""
 
 
@@ -167,7 +172,9 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
         criteria = BindingCriteria.from_mapping(
             {"max_dy_donor_a": s.max_dy_donor_a, **dict(s.binding or {})}
         )
-        n_starts = min(1 + max(0, int(s.binding_retries)), len(lc.conformers) + len(EXTRA_START_TURNS_DEG))
+        n_starts = 1
+        if s.binding_check:
+            n_starts = min(1 + max(0, int(s.binding_retries)), len(lc.conformers) + len(EXTRA_START_TURNS_DEG))
         n_steps, first_reason = 0, ""
         for rank in range(n_starts):
             atoms = build_complex(smiles, ligand_id=out[T.LIGAND_ID], n_rotations=s.n_rotations,
@@ -181,7 +188,7 @@ def proxy_row(row: Mapping[str, Any], settings: ProxySettings | None = None) -> 
                                           accuracy=s.xtb_accuracy, max_iter=s.xtb_max_iter, waters=s.waters,
                                           maxstep=s.maxstep_a, max_wall_s=budget)
             n_steps += int(info.n_steps)
-            reason = _binding_failure(relaxed, criteria)
+            reason = _binding_failure(relaxed, criteria, full_check=s.binding_check)
             if not reason:
                 break
             first_reason = first_reason or reason
