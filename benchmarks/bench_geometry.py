@@ -38,7 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "resources" / "published" / "kramers_labelled_excerpt.txt"
-CLASS_NAMES = {1: "O", 2: "N", 3: "O-", 4: "N-"}
+from smmflow.tables import LIGAND_CLASS_CODE  # the one class-code table
+
+CLASS_NAMES = {code: name for name, code in LIGAND_CLASS_CODE.items()}  # published ligand_class -> ours
 METHODS = ("rigid", "flexible", "dft")
 MAX_PUBLISHED_DONOR_A = 3.0
 
@@ -136,8 +138,9 @@ def summarise(rows: list[dict], sample, methods) -> str:
     """Per method and class: the complexes whose ligands stayed bound (both Dy-donor <= 3 A, the
     workflow's ``max_dy_donor_a``; the rest would be failed rows there) and their errors."""
     pub = {r.smiles: r for r in sample.itertuples()}
-    lines = ["| method | class | bound / n | MAE Dy-donor (A) | median abs (A) | mean signed (A) | "
-             "MAE angle (deg) | binding flagged | median CPU s |", "|---|---|---|---|---|---|---|---|---|"]
+    header = ("| method | class | bound / n | MAE Dy-donor (A) | median abs (A) | mean signed (A) | "
+              "MAE angle (deg) | binding flagged | median CPU s |")
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
         for cls in (*CLASS_NAMES.values(), "all"):
             sel = [r for r in rows if cls == "all" or CLASS_NAMES[int(pub[r["smiles"]].ligand_class)] == cls]
@@ -200,9 +203,9 @@ def main() -> None:
         for r in rows:
             p = pub[r["smiles"]]
             for m in args.methods:
-                d = dict(smiles=r["smiles"], ligand_class=CLASS_NAMES[int(p.ligand_class)], method=m,
-                         pub_r1=p.dist_Dy_donor1_A, pub_r2=p.dist_Dy_donor2_A, pub_angle=p.angle_L_Dy_L_deg,
-                         error=r.get("error", ""))
+                d = {"smiles": r["smiles"], "ligand_class": CLASS_NAMES[int(p.ligand_class)], "method": m,
+                     "pub_r1": p.dist_Dy_donor1_A, "pub_r2": p.dist_Dy_donor2_A, "pub_angle": p.angle_L_Dy_L_deg,
+                     "error": r.get("error", "")}
                 d.update(r.get(m, {}))
                 flat.append(d)
         pd.DataFrame(flat).to_csv(args.csv, index=False)

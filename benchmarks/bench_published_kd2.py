@@ -27,7 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "resources" / "published" / "kramers_labelled_excerpt.txt"
-CLASS_NAMES = {1: "O", 2: "N", 3: "O-", 4: "N-"}
+from smmflow.tables import LIGAND_CLASS_CODE  # the one class-code table
+
+CLASS_NAMES = {code: name for name, code in LIGAND_CLASS_CODE.items()}  # published ligand_class -> ours
 
 
 def prepare(args) -> None:
