@@ -446,3 +446,59 @@ def test_embedded_bond_shells_grow_to_the_whole_complex():
     assert whole.n_link_atoms == 0 and len(whole.mm_charges) == 0 and len(whole.symbols) == len(atoms)
     with pytest.raises(ValueError, match="embedded_bond_shells"):
         settings.CasscfSettings(embedded_bond_shells=0)
+
+
+@pytest.mark.parametrize("name,shells", [("hydroxyalkoxide", 2), ("thf_methanol", 1), ("nitrile", 2)])
+def test_fragment_groups_cover_the_shell_with_formal_charges(name, shells):
+    """The fragment start splits the ligand shell into the five waters (neutral) and each ligand's
+    quantum piece (formal ligand charge, its link atoms included): every non-Dy quantum atom in
+    exactly one group, each group closed-shell, charges summing to the shell's."""
+    from ase.io import read
+
+    from smmflow.abinitio import start_orbitals
+    from smmflow.constants import DY_ION_CHARGE
+
+    atoms = read(BENCH / f"{name}.extxyz")
+    emb = regions.partition(atoms, "embedded", bond_shells=shells)
+    assert len(emb.fragments) == len(emb.symbols) == len(emb.quantum_charges)
+    assert emb.fragments[0] == 0 and set(emb.fragments[1:]) == {1, 2, 3, 4, 5, 6, 7}
+    # a link atom sits on the bond of the atom it caps, so it belongs to that atom's ligand
+    n_q = len(emb.symbols) - emb.n_link_atoms
+    for k in range(n_q, len(emb.symbols)):
+        nearest = int(np.argmin(np.linalg.norm(emb.coords[:n_q] - emb.coords[k], axis=1)))
+        assert emb.fragments[k] == emb.fragments[nearest] in (6, 7)
+        assert emb.quantum_charges[k] == 0.0
+    groups = start_orbitals.fragment_groups(emb)
+    assert groups is not None and len(groups) == 3
+    idx = np.concatenate([g for g, _ in groups])
+    assert sorted(idx.tolist()) == list(range(1, len(emb.symbols)))
+    assert [len(g) for g, _ in groups][0] == 15  # five waters
+    assert sum(q for _, q in groups) == emb.charge - DY_ION_CHARGE
+    assert groups[0][1] == 0 and groups[1][1] == groups[2][1] == regions.ligand_charge_of(atoms)
+
+
+def test_fragment_groups_fall_back_to_the_whole_shell():
+    """No fragment labels, or a piece with an odd electron count: None (one RHF of the whole shell)."""
+    from smmflow.abinitio import start_orbitals
+
+    emb = regions.partition(hydroxide_complex(), "embedded")
+    assert start_orbitals.fragment_groups(emb) is not None
+    no_labels = regions.QuantumRegion(emb.symbols, emb.coords, emb.charge, emb.mm_coords, emb.mm_charges)
+    assert start_orbitals.fragment_groups(no_labels) is None
+    odd = regions.QuantumRegion(emb.symbols, emb.coords, emb.charge + 2, emb.mm_coords, emb.mm_charges,
+                                fragments=emb.fragments)  # "OH" pieces with charge 0: 9 electrons each
+    assert start_orbitals.fragment_groups(odd) is None
+
+
+def test_fragment_start_reaches_the_whole_shell_start_kds(tmp_path):
+    """The start orbitals only decide where the orbital optimisation begins: the fragment start and
+    the whole-shell RHF start converge to the same KD ladder (within the solver's 1e-3 gradient
+    tolerance) on [Dy(H2O)5(OH)2]+, with a cheaper start."""
+    atoms = hydroxide_complex()
+    res = {}
+    for frag in (True, False):
+        res[frag] = casscf.DyCasscfSO(atoms, tier="embedded", start_fragments=frag, cache_dir=str(tmp_path)).kernel()
+        assert res[frag]["status"] == "ok", res[frag]["reason"]
+    assert res[True]["start"]["start_fragments"] == 3 and res[False]["start"]["start_fragments"] == 1
+    kd_f, kd_w = (np.asarray(res[k]["kd_energies_cm1"][1:]) for k in (True, False))
+    assert np.all(np.abs(kd_f - kd_w) <= 0.002 * kd_w), (kd_f, kd_w)

@@ -23,6 +23,11 @@ class QuantumRegion:
     mm_coords: np.ndarray
     mm_charges: np.ndarray
     n_link_atoms: int = 0
+    #: fragment of every quantum atom, link atoms included (contract numbering: 0 Dy, 1..5 waters,
+    #: 6 and 7 the ligands; a link atom belongs to the atom it caps); None when unknown
+    fragments: np.ndarray | None = None
+    #: xTB charge of every quantum atom (0 on link atoms); None when the complex carries none
+    quantum_charges: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +147,9 @@ def partition(
     pos = atoms.positions
     sym = atoms.get_chemical_symbols()
     if tier == "full":
-        return QuantumRegion(sym, pos.copy(), charge, np.zeros((0, 3)), np.zeros(0))
+        qfull = _point_charges(atoms) if "initial_charges" in atoms.arrays else None
+        return QuantumRegion(sym, pos.copy(), charge, np.zeros((0, 3)), np.zeros(0),
+                             fragments=fragment_ids(atoms), quantum_charges=qfull)
     q = _point_charges(atoms)
     if tier == "pointcharge":
         return QuantumRegion(["Dy"], pos[:1].copy(), DY_ION_CHARGE, pos[1:].copy(), q[1:].copy())
@@ -189,10 +196,11 @@ def partition(
     for i in list(quantum):
         quantum |= {j for j in nbrs[i] if sym[j] == "H"}
     qidx = sorted(quantum)
-    link_sym, link_pos, boundary = [], [], set()
+    link_sym, link_pos, link_frag, boundary = [], [], [], set()
     for i in qidx:
         for j in sorted(nbrs[i] - quantum):
             boundary.add(j)
+            link_frag.append(frag[i])
             bond = pos[j] - pos[i]
             r = LINK_H_DISTANCE_A.get(sym[i], 1.09)
             link_sym.append("H")
@@ -212,5 +220,7 @@ def partition(
             )
     coords = np.vstack([pos[qidx], np.array(link_pos).reshape(-1, 3)])
     return QuantumRegion(
-        [sym[i] for i in qidx] + link_sym, coords, qcharge, pos[mm].copy(), mmq, len(link_sym)
+        [sym[i] for i in qidx] + link_sym, coords, qcharge, pos[mm].copy(), mmq, len(link_sym),
+        fragments=np.concatenate([frag[qidx], np.asarray(link_frag, dtype=int)]),
+        quantum_charges=np.concatenate([q[qidx], np.zeros(len(link_sym))]),
     )

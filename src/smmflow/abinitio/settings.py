@@ -83,6 +83,10 @@ class CasscfSettings:
     #: cm-1) but no CPU gain (the RHF iterations on the larger auxiliary set cost what the second
     #: DF build saved), so off.
     start_shared_df: bool = False
+    #: embedded/full start: one RHF per fragment (the five waters together, each ligand's quantum
+    #: piece with its formal charge), each in the field of Dy3+ and of the xTB charges of the rest,
+    #: instead of one RHF of the whole ligand shell (docs/casscf.md, "Speed")
+    start_fragments: bool = True
     #: energy convergence of that ligand-shell RHF (hartree); the orbital optimisation refines it anyway
     start_conv_tol: float = 1e-7
     soc_scale: float = 1.0  # multiply the SOC operator (BP-AMFI overestimates zeta by ~5%)

@@ -61,6 +61,98 @@ def ligand_shell_cderi(with_df, nao_dy: int) -> np.ndarray:
     return out
 
 
+def _shell_rhf(env, v, settings: CasscfSettings, with_df=None, nao_dy: int = 0):
+    """Closed-shell sfx2c1e RHF of (part of) the ligand shell in the one-electron potential ``v``
+    (density-fitted like the complex; ``with_df``: reuse the complex's DF factors)."""
+    from pyscf import scf
+
+    mf = scf.RHF(env).sfx2c1e()
+    if with_df is not None:
+        mf = mf.density_fit()
+        mf.with_df._cderi = ligand_shell_cderi(with_df, nao_dy)
+    elif settings.density_fit:
+        mf = mf.density_fit(auxbasis=auxbasis_map(env, settings.auxbasis))
+    mf = add_point_charge_potential(mf, v)
+    mf.conv_tol = settings.start_conv_tol
+    mf.max_cycle = 100
+    t0 = time.perf_counter()
+    mf.kernel()
+    log.info("ligand-shell RHF: %d atoms, %d AOs, %.1f s (converged %s)", env.natm, env.nao,
+             time.perf_counter() - t0, mf.converged)
+    return mf
+
+
+def fragment_groups(region: QuantumRegion) -> list[tuple[np.ndarray, int]] | None:
+    """The ligand shell split for the fragment start: (indices into ``region.symbols``, charge) of
+    the five waters together and of each ligand's quantum piece (its link atoms included); a ligand
+    piece carries the formal ligand charge (region charge = 3 + 2 q(L)). None when the region has
+    no fragment labels, the charge is not 3 + 2 q(L), or a piece would have an odd electron count:
+    the caller then runs one RHF of the whole shell."""
+    from pyscf.data.elements import charge as atomic_number
+
+    if region.fragments is None or len(region.fragments) != len(region.symbols):
+        return None
+    dq = region.charge - DY_ION_CHARGE
+    if dq % 2:
+        return None
+    frag = np.asarray(region.fragments)
+    groups = []
+    for members, q in (((1, 2, 3, 4, 5), 0), ((6,), dq // 2), ((7,), dq // 2)):
+        idx = np.flatnonzero(np.isin(frag, members))
+        idx = idx[idx > 0]
+        if len(idx) == 0:
+            if members == (1, 2, 3, 4, 5):
+                return None
+            continue
+        n_el = sum(atomic_number(region.symbols[i]) for i in idx) - q
+        if n_el % 2 or n_el <= 0:
+            return None
+        groups.append((idx, q))
+    if sum(len(i) for i, _ in groups) != len(region.symbols) - 1:
+        return None
+    return groups
+
+
+def _fragment_orbitals(env, region: QuantumRegion, groups, settings: CasscfSettings):
+    """Closed-shell orbitals of the ligand shell from one RHF per fragment group, each in the field
+    of Dy3+, of the region's point charges and of the xTB charges of the other groups' atoms.
+    Returns the shell's AO x MO block (inner cores of every fragment, then their valence occupied,
+    then their virtuals; fragments are not orthogonal to each other: the caller orthogonalises),
+    the occupied count, the inner-core count and the convergence flags."""
+    slices = env.aoslice_by_atom()
+    cores, valence, virtuals, conv = [], [], [], []
+    n_core = nocc = 0
+    qcharges = region.quantum_charges
+    for idx, q in groups:
+        atoms = idx - 1  # env atom = region atom - 1 (Dy removed)
+        frag_mol = build_molecule([region.symbols[i] for i in idx], region.coords[idx], q, 0, settings)
+        others = np.setdiff1d(np.arange(1, len(region.symbols)), idx)
+        pc_xyz = [region.coords[:1], region.mm_coords]
+        pc_q = [[float(DY_ION_CHARGE)], region.mm_charges]
+        if qcharges is not None and len(others):
+            pc_xyz.append(region.coords[others])
+            pc_q.append(np.asarray(qcharges)[others])
+        v = point_charge_potential(frag_mol, np.vstack(pc_xyz), np.concatenate(pc_q))
+        mf = _shell_rhf(frag_mol, v, settings)
+        conv.append(mf.converged)
+        rows = np.concatenate([np.arange(slices[a][2], slices[a][3]) for a in atoms])
+        if len(rows) != frag_mol.nao:
+            raise ValueError("fragment AO layout differs from the ligand shell's")
+        def place(block, rows=rows):
+            x = np.zeros((env.nao, block.shape[1]))
+            x[rows] = block
+            return x
+        n_occ_f = frag_mol.nelectron // 2
+        n_core_f = sum(inner_core_orbitals(int(z)) for z in frag_mol.atom_charges())
+        c = mf.mo_coeff
+        cores.append(place(c[:, :n_core_f]))
+        valence.append(place(c[:, n_core_f:n_occ_f]))
+        virtuals.append(place(c[:, n_occ_f:]))
+        n_core += n_core_f
+        nocc += n_occ_f
+    return np.hstack(cores + valence + virtuals), nocc, n_core, conv
+
+
 def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, settings: CasscfSettings,
                              with_df=None) -> tuple[np.ndarray, int, dict]:
     """Start orbitals (core | 4f | virtual) and ncore for a complex whose atom 0 is Dy.
@@ -71,8 +163,6 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     on [Dy(H2O)5(OH)2]+.) ``with_df``: the complex's DF object; its factors restricted to the ligand
     AO pairs fit the ligand-shell ERIs (:func:`ligand_shell_cderi`), instead of a DF tensor of its own.
     """
-    from pyscf import scf
-
     nao_dy = ref.mo_coeff.shape[0]
     if mol.aoslice_by_atom()[0][3] != nao_dy:
         raise ValueError("Dy basis in the complex differs from the free-ion reference basis")
@@ -81,32 +171,27 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     if mol.natm == 1:
         return c_dy.copy(), DY_CORE_ORBITALS, info
     t0 = time.perf_counter()
-    env_sym = region.symbols[1:]
-    env = build_molecule(env_sym, region.coords[1:], region.charge - DY_ION_CHARGE, 0, settings)
+    env = build_molecule(region.symbols[1:], region.coords[1:], region.charge - DY_ION_CHARGE, 0, settings)
     if env.nelectron % 2:
         raise CasscfFailure("ligand shell has an odd electron count (radical ligand?)")
-    v = point_charge_potential(
-        env,
-        np.vstack([region.coords[:1], region.mm_coords]),
-        np.concatenate([[float(DY_ION_CHARGE)], region.mm_charges]),
-    )
-    mf = scf.RHF(env).sfx2c1e()
-    if with_df is not None:
-        mf = mf.density_fit()
-        mf.with_df._cderi = ligand_shell_cderi(with_df, nao_dy)
-    elif settings.density_fit:
-        mf = mf.density_fit(auxbasis=auxbasis_map(env, settings.auxbasis))
-    mf = add_point_charge_potential(mf, v)
-    mf.conv_tol = settings.start_conv_tol
-    mf.max_cycle = 100
-    log.info("ligand-shell RHF: %d atoms, %d AOs", env.natm, env.nao)
-    mf.kernel()
-    log.info("ligand-shell RHF done in %.1f s (converged %s)", time.perf_counter() - t0, mf.converged)
-    info["ligand_shell_scf_converged"] = bool(mf.converged)
+    groups = fragment_groups(region) if settings.start_fragments else None
+    if groups is None:
+        v = point_charge_potential(
+            env,
+            np.vstack([region.coords[:1], region.mm_coords]),
+            np.concatenate([[float(DY_ION_CHARGE)], region.mm_charges]),
+        )
+        mf = _shell_rhf(env, v, settings, with_df=with_df, nao_dy=nao_dy)
+        info["ligand_shell_scf_converged"] = bool(mf.converged)
+        c_env, nocc_env, n_env_core = mf.mo_coeff, env.nelectron // 2, None
+        info["start_fragments"] = 1
+    else:
+        c_env, nocc_env, n_env_core, conv = _fragment_orbitals(env, region, groups, settings)
+        info["ligand_shell_scf_converged"] = bool(all(conv))
+        info["start_fragments"] = len(groups)
     info["ligand_shell_scf_s"] = time.perf_counter() - t0
-    nocc_env = env.nelectron // 2
+    log.info("ligand-shell start orbitals (%d fragment(s)) in %.1f s", info["start_fragments"], info["ligand_shell_scf_s"])
     nao = mol.nao
-    c_env = mf.mo_coeff
     def embed(block_dy=None, block_env=None):
         cols = []
         if block_dy is not None:
@@ -122,7 +207,8 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     s = mol.intor_symmetric("int1e_ovlp")
     # inner cores first (Dy 1s-4d, ligand-atom 1s...: frozen in SA-CASSCF when frozen_core), then
     # Dy 5s5p and the ligand valence; the ligand-shell RHF orbitals are energy-ordered, cores lowest
-    n_env_core = sum(inner_core_orbitals(int(z)) for z in env.atom_charges())
+    if n_env_core is None:
+        n_env_core = sum(inner_core_orbitals(int(z)) for z in env.atom_charges())
     if n_env_core > nocc_env:
         raise CasscfFailure("ligand shell has fewer electrons than inner-core orbitals")
     nin = DY_INNER_CORE_ORBITALS
