@@ -1,7 +1,7 @@
 """Compare the science outputs of two workflow runs (tests/test_reproducibility.py; also a script).
 
 Science outputs: every table (parquet, tsv), JSON and extended-XYZ geometry under ``results/``,
-plus the tensors of every ``model.pt``; left out: Snakemake benchmarks, figures, HTML, the free-ion
+plus the tensors of every ``model.pt``; left out: Snakemake benchmarks, rule logs, figures, HTML, the free-ion
 ``.npz`` cache, and the fields that measure time or speed (:data:`TIMING_KEYS`, any key ending in
 ``_s`` or ``_per_s``). Numbers must agree to ``rtol`` (0 = bit for bit).
 
@@ -21,7 +21,7 @@ import pandas as pd
 
 #: timing/throughput fields, whatever their suffix
 TIMING_KEYS = frozenset({"wall_s", "cpu_s", "elapsed_s", "train_smiles_per_s", "ligand_shell_scf_s"})
-SKIP_DIRS = ("benchmarks", "report")
+SKIP_DIRS = ("benchmarks", "report", "logs")
 SUFFIXES = (".parquet", ".tsv", ".json", ".extxyz", ".pt")
 
 

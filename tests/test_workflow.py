@@ -73,6 +73,16 @@ def test_tiny_run_produces_tables(tiny_run):
     assert (prox["status"] == "ok").mean() > 0.5
 
 
+def test_rule_logs_live_under_the_results_directory(tiny_run):
+    """Each run's logs sit beside its results (``<results_dir>/logs/<rule>/``), so two configs with
+    different ``results_dir`` (e.g. the default run and config/study.yaml) never overwrite each
+    other's logs."""
+    logs = tiny_run / "results" / "logs"
+    for rule in ("enumerate_ligands", "proxy_xtb", "casscf", "train_vae", "casscf_revalidation"):
+        assert any(p.suffix == ".log" for p in (logs / rule).rglob("*")), rule
+    assert not (tiny_run / "logs").exists()
+
+
 def test_tiny_run_pointcharge_proxies(tiny_run):
     import numpy as np
     import pandas as pd

@@ -15,7 +15,7 @@ checkpoint select_subset:
         strata_columns=config["casscf"]["strata_columns"],
         n_bins=config["casscf"]["n_bins"],
     log:
-        "logs/select_subset/select_subset.log",
+        R("logs/select_subset/select_subset.log"),
     benchmark:
         R("benchmarks/select_subset/select_subset.tsv")
     threads: 1
@@ -34,7 +34,7 @@ rule free_ion_reference:
     params:
         settings=lambda wc: result_settings(config["casscf"]["settings"]),
     log:
-        "logs/free_ion_reference/free_ion_reference.log",
+        R("logs/free_ion_reference/free_ion_reference.log"),
     benchmark:
         R("benchmarks/free_ion_reference/free_ion_reference.tsv")
     threads: config["casscf"]["threads"]
@@ -60,7 +60,7 @@ rule casscf_geometry:
         # geometry.method (xtb | dft) and, for dft, its result-changing options (docs/geometry.md)
         geometry=geometry_settings(),
     log:
-        "logs/casscf_geometry/{ligand_id}.log",
+        R("logs/casscf_geometry/{ligand_id}.log"),
     benchmark:
         R("benchmarks/casscf_geometry/{ligand_id}.tsv")
     threads: geometry_resource("threads", 1)
@@ -87,7 +87,7 @@ rule casscf:
         engine=config["casscf"]["engine"],
         openmolcas=lambda wc: result_settings(config["casscf"]["openmolcas"]) if config["casscf"]["engine"] == "openmolcas" else {},
     log:
-        "logs/casscf/{tier}/{ligand_id}.log",
+        R("logs/casscf/{tier}/{ligand_id}.log"),
     benchmark:
         R("benchmarks/casscf/{tier}/{ligand_id}.tsv")
     threads: config["casscf"]["threads"]
@@ -111,7 +111,7 @@ rule aggregate_casscf:
     output:
         labels=R("casscf/labels.parquet"),
     log:
-        "logs/aggregate_casscf/aggregate_casscf.log",
+        R("logs/aggregate_casscf/aggregate_casscf.log"),
     benchmark:
         R("benchmarks/aggregate_casscf/aggregate_casscf.tsv")
     threads: 1

@@ -23,7 +23,7 @@ rule train_vae:
             "learning", drop=("learning_curve", "generation", "published_benchmark", "gnn")
         ),
     log:
-        "logs/train_vae/round{round}.log",
+        R("logs/train_vae/round{round}.log"),
     benchmark:
         R("benchmarks/train_vae/round{round}.tsv")
     threads: config["learning"]["threads"]
@@ -53,7 +53,7 @@ rule learning_curve:
     params:
         settings=lambda wildcards: stage_settings("learning"),
     log:
-        "logs/learning_curve/learning_curve.log",
+        R("logs/learning_curve/learning_curve.log"),
     benchmark:
         R("benchmarks/learning_curve/learning_curve.tsv")
     threads: config["learning"]["threads"]
@@ -84,7 +84,7 @@ rule generate:
             "ligand_space": stage_settings("ligands"),
         },
     log:
-        "logs/generate/round{round}.log",
+        R("logs/generate/round{round}.log"),
     benchmark:
         R("benchmarks/generate/round{round}.tsv")
     threads: config["learning"]["threads"]
@@ -112,7 +112,7 @@ rule published_benchmark:
     params:
         settings=lambda wildcards: stage_settings("learning"),
     log:
-        "logs/published_benchmark/published_benchmark.log",
+        R("logs/published_benchmark/published_benchmark.log"),
     benchmark:
         R("benchmarks/published_benchmark/published_benchmark.tsv")
     threads: config["learning"]["threads"]

@@ -12,7 +12,7 @@ rule enumerate_ligands:
     params:
         ligands=config["ligands"],
     log:
-        "logs/enumerate_ligands/enumerate_ligands.log",
+        R("logs/enumerate_ligands/enumerate_ligands.log"),
     benchmark:
         R("benchmarks/enumerate_ligands/enumerate_ligands.tsv")
     threads: 1

@@ -18,7 +18,7 @@ rule proxy_xtb:
         settings=lambda wildcards: stage_settings("proxies", drop=("dft", "pointcharge")),
         n_shards=lambda wildcards: int(config["proxies"]["n_shards"]),
     log:
-        "logs/proxy_xtb/{shard}.log",
+        R("logs/proxy_xtb/{shard}.log"),
     benchmark:
         R("benchmarks/proxy_xtb/{shard}.tsv")
     threads: 1
@@ -39,7 +39,7 @@ rule aggregate_proxies:
     output:
         R("proxies/proxies.parquet"),
     log:
-        "logs/aggregate_proxies/aggregate_proxies.log",
+        R("logs/aggregate_proxies/aggregate_proxies.log"),
     benchmark:
         R("benchmarks/aggregate_proxies/aggregate_proxies.tsv")
     threads: 1
@@ -60,7 +60,7 @@ rule proxy_dft:
     params:
         settings=lambda wildcards: stage_settings("proxies", drop=("pointcharge",)),
     log:
-        "logs/proxy_dft/proxy_dft.log",
+        R("logs/proxy_dft/proxy_dft.log"),
     benchmark:
         R("benchmarks/proxy_dft/proxy_dft.tsv")
     threads: lambda wildcards: int(config["proxies"]["dft"]["threads"])
@@ -84,7 +84,7 @@ rule proxy_pointcharge:
         settings=lambda wildcards: result_settings(config["casscf"]["settings"]),
         n_shards=lambda wildcards: int(config["proxies"]["pointcharge"]["n_shards"]),
     log:
-        "logs/proxy_pointcharge/{shard}.log",
+        R("logs/proxy_pointcharge/{shard}.log"),
     benchmark:
         R("benchmarks/proxy_pointcharge/{shard}.tsv")
     threads: 1
@@ -106,7 +106,7 @@ rule aggregate_pointcharge:
     output:
         R("proxies/pointcharge.parquet"),
     log:
-        "logs/aggregate_pointcharge/aggregate_pointcharge.log",
+        R("logs/aggregate_pointcharge/aggregate_pointcharge.log"),
     benchmark:
         R("benchmarks/aggregate_pointcharge/aggregate_pointcharge.tsv")
     threads: 1

@@ -30,7 +30,7 @@ checkpoint select_revalidation:
         },
         ring_strain_guard=config["learning"]["generation"]["ring_strain_guard"],
     log:
-        "logs/select_revalidation/round{round}.log",
+        R("logs/select_revalidation/round{round}.log"),
     benchmark:
         R("benchmarks/select_revalidation/round{round}.tsv")
     threads: 1
@@ -53,7 +53,7 @@ rule revalidation_proxies:
         # the xTB settings only: editing the DFT block or the runtime does not rerun xTB
         settings=lambda wildcards: stage_settings("proxies", drop=("dft", "pointcharge")),
     log:
-        "logs/revalidation_proxies/round{round}.log",
+        R("logs/revalidation_proxies/round{round}.log"),
     benchmark:
         R("benchmarks/revalidation_proxies/round{round}.tsv")
     threads: 1
@@ -77,7 +77,7 @@ use rule casscf_geometry as revalidation_geometry with:
         ),
         geometry=geometry_settings(),
     log:
-        "logs/revalidation_geometry/round{round}/{ligand_id}.log",
+        R("logs/revalidation_geometry/round{round}/{ligand_id}.log"),
     benchmark:
         R("benchmarks/revalidation_geometry/round{round}/{ligand_id}.tsv")
 
@@ -90,7 +90,7 @@ use rule casscf as casscf_revalidation with:
     output:
         result=R("rounds/{round}/casscf/{tier}/{ligand_id}.json"),
     log:
-        "logs/casscf_revalidation/round{round}/{tier}/{ligand_id}.log",
+        R("logs/casscf_revalidation/round{round}/{tier}/{ligand_id}.log"),
     benchmark:
         R("benchmarks/casscf_revalidation/round{round}/{tier}/{ligand_id}.tsv")
 
@@ -109,7 +109,7 @@ use rule aggregate_casscf as aggregate_revalidation with:
     output:
         labels=R("rounds/{round}/revalidation/labels.parquet"),
     log:
-        "logs/aggregate_revalidation/round{round}.log",
+        R("logs/aggregate_revalidation/round{round}.log"),
     benchmark:
         R("benchmarks/aggregate_revalidation/round{round}.tsv")
 
@@ -132,7 +132,7 @@ rule revalidate:
         threshold_cm1=config["active_learning"]["threshold_cm1"],
         baselines=config["active_learning"]["baselines"],
     log:
-        "logs/revalidate/round{round}.log",
+        R("logs/revalidate/round{round}.log"),
     benchmark:
         R("benchmarks/revalidate/round{round}.tsv")
     threads: 1
@@ -169,7 +169,7 @@ rule report_figures:
             R("report/revalidation.html"), caption="../report/revalidation_all.rst", category="Re-validation"
         ),
     log:
-        "logs/report_figures/report_figures.log",
+        R("logs/report_figures/report_figures.log"),
     benchmark:
         R("benchmarks/report_figures/report_figures.tsv")
     threads: 1
