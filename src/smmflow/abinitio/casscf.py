@@ -9,8 +9,8 @@ Method (see docs/casscf.md)
   (6H, 6F, 6P); all 21 are state-averaged with equal weights.
 * The 7 active orbitals are chosen by Dy 4f Mulliken population, never by orbital energy.
 * Start: the free Dy3+ SA-CASSCF orbitals (computed once per basis and cached), combined for the
-  embedded/full tiers with closed-shell orbitals of the ligand shell computed in the field of a +3
-  point charge at Dy ("ion + fragments" start).
+  embedded/full tiers with closed-shell orbitals of the ligand shell (one RHF per fragment: the
+  waters, each ligand piece) computed in the field of a +3 point charge at Dy ("ion + fragments" start).
 * Tiers: ``pointcharge`` (Dy3+ quantum, every other atom a point charge with its xTB charge),
   ``embedded`` (Dy + the five waters + each ligand's donor atom and its bonded neighbours quantum,
   cut bonds capped with H link atoms, the rest point charges; charges of atoms bonded to the quantum

@@ -157,8 +157,10 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
                              with_df=None) -> tuple[np.ndarray, int, dict]:
     """Start orbitals (core | 4f | virtual) and ncore for a complex whose atom 0 is Dy.
 
-    Dy: the free-ion SA-CASSCF orbitals. Ligand shell: closed-shell RHF of the non-Dy quantum atoms
-    in the field of a +3 point charge at Dy and of the region's point charges. (Tried and dropped: the
+    Dy: the free-ion SA-CASSCF orbitals. Ligand shell: with ``settings.start_fragments`` (default)
+    one closed-shell RHF per fragment group (:func:`fragment_groups`, :func:`_fragment_orbitals`),
+    otherwise one RHF of all non-Dy quantum atoms, in the field of a +3 point charge at Dy and of the
+    region's point charges. (Tried and dropped: the
     field of the free Dy3+ ion with an orthogonality projector gave a worse start, |g_orb| 4.4 vs 0.92
     on [Dy(H2O)5(OH)2]+.) ``with_df``: the complex's DF object; its factors restricted to the ligand
     AO pairs fit the ligand-shell ERIs (:func:`ligand_shell_cderi`), instead of a DF tensor of its own.
