@@ -98,8 +98,7 @@ def fragment_groups(region: QuantumRegion) -> list[tuple[np.ndarray, int]] | Non
     frag = np.asarray(region.fragments)
     groups = []
     for members, q in (((1, 2, 3, 4, 5), 0), ((6,), dq // 2), ((7,), dq // 2)):
-        idx = np.flatnonzero(np.isin(frag, members))
-        idx = idx[idx > 0]
+        idx = np.flatnonzero(np.isin(frag, members))  # Dy (fragment 0) is never a member
         if len(idx) == 0:
             if members == (1, 2, 3, 4, 5):
                 return None
@@ -118,10 +117,10 @@ def _fragment_orbitals(env, region: QuantumRegion, groups, settings: CasscfSetti
     of Dy3+, of the region's point charges and of the xTB charges of the other groups' atoms.
     Returns the shell's AO x MO block (inner cores of every fragment, then their valence occupied,
     then their virtuals; fragments are not orthogonal to each other: the caller orthogonalises),
-    the occupied count, the inner-core count and the convergence flags."""
+    the occupied count and the convergence flags."""
     slices = env.aoslice_by_atom()
     cores, valence, virtuals, conv = [], [], [], []
-    n_core = nocc = 0
+    nocc = 0
     qcharges = region.quantum_charges
     for idx, q in groups:
         atoms = idx - 1  # env atom = region atom - 1 (Dy removed)
@@ -148,9 +147,8 @@ def _fragment_orbitals(env, region: QuantumRegion, groups, settings: CasscfSetti
         cores.append(place(c[:, :n_core_f]))
         valence.append(place(c[:, n_core_f:n_occ_f]))
         virtuals.append(place(c[:, n_occ_f:]))
-        n_core += n_core_f
         nocc += n_occ_f
-    return np.hstack(cores + valence + virtuals), nocc, n_core, conv
+    return np.hstack(cores + valence + virtuals), nocc, conv
 
 
 def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, settings: CasscfSettings,
@@ -185,10 +183,10 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
         )
         mf = _shell_rhf(env, v, settings, with_df=with_df, nao_dy=nao_dy)
         info["ligand_shell_scf_converged"] = bool(mf.converged)
-        c_env, nocc_env, n_env_core = mf.mo_coeff, env.nelectron // 2, None
+        c_env, nocc_env = mf.mo_coeff, env.nelectron // 2
         info["start_fragments"] = 1
     else:
-        c_env, nocc_env, n_env_core, conv = _fragment_orbitals(env, region, groups, settings)
+        c_env, nocc_env, conv = _fragment_orbitals(env, region, groups, settings)
         info["ligand_shell_scf_converged"] = bool(all(conv))
         info["start_fragments"] = len(groups)
     info["ligand_shell_scf_s"] = time.perf_counter() - t0
@@ -208,9 +206,9 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
 
     s = mol.intor_symmetric("int1e_ovlp")
     # inner cores first (Dy 1s-4d, ligand-atom 1s...: frozen in SA-CASSCF when frozen_core), then
-    # Dy 5s5p and the ligand valence; the ligand-shell RHF orbitals are energy-ordered, cores lowest
-    if n_env_core is None:
-        n_env_core = sum(inner_core_orbitals(int(z)) for z in env.atom_charges())
+    # Dy 5s5p and the ligand valence; the ligand-shell orbitals list the inner cores first (energy
+    # order of one RHF, or every fragment's cores first)
+    n_env_core = sum(inner_core_orbitals(int(z)) for z in env.atom_charges())
     if n_env_core > nocc_env:
         raise CasscfFailure("ligand shell has fewer electrons than inner-core orbitals")
     nin = DY_INNER_CORE_ORBITALS
