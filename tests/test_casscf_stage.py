@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 
 from smmflow.abinitio import casscf, settings
-from smmflow.stages.casscf import aggregate_labels, allocate, label_row, run_job, select_subset
+from smmflow.stages.casscf import (
+    aggregate_labels,
+    allocate,
+    label_cost_estimate,
+    label_priority,
+    label_row,
+    run_job,
+    select_subset,
+)
 from smmflow.tables import LABEL_COLUMNS
 
 COLS = ["xtb_donor_charge", "angle_l_dy_l_deg"]
@@ -105,3 +113,21 @@ def test_aggregate_labels_contract(tmp_path):
     assert np.isnan(df.loc[1, "kd2_cm1"]) and "unreadable" in df.loc[2, "reason"]
     # an 'ok' result without KD energies is demoted
     assert label_row(dict(ok, kd_energies_cm1=None))["status"] == "failed"
+
+
+def test_label_cost_estimate_counts_basis_functions_of_the_whole_ligand():
+    # def2-SVP sizes: C/N/O 14, H 5, S/Cl 18
+    assert label_cost_estimate("[O-]C") == 14 + 14 + 3 * 5
+    assert label_cost_estimate("OC") == 14 + 14 + 4 * 5
+    assert label_cost_estimate("[S-]C") == 18 + 14 + 3 * 5
+    assert label_cost_estimate("[O-]C(=CC(C)(C)C)CC") > label_cost_estimate("[O-]N=C(C)C(C)=NO")
+    assert label_cost_estimate("not a smiles") == 0
+    assert label_cost_estimate(None) == 0
+
+
+def test_label_priority_reads_the_selection_table(tmp_path):
+    sel = tmp_path / "selection.tsv"
+    assert label_priority(sel, "La") == 0  # table not built yet (dry run): no preference
+    pd.DataFrame({"ligand_id": ["La", "Lb"], "smiles": ["[O-]C", "[O-]CCCC"]}).to_csv(sel, sep="\t", index=False)
+    assert label_priority(sel, "Lb") > label_priority(sel, "La") == 43
+    assert label_priority(sel, "Lmissing") == 0

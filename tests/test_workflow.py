@@ -58,7 +58,8 @@ def job_counts(out: str) -> dict[str, int]:
 def tiny_run(repo_root, tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
     shutil.copy(repo_root / "config/tiny.yaml", work / "tiny.yaml")
-    snakemake(repo_root, work, "--configfile", str(work / "tiny.yaml"))
+    proc = snakemake(repo_root, work, "--configfile", str(work / "tiny.yaml"))
+    (work / "snakemake.log").write_text(proc.stdout + proc.stderr)
     return work
 
 
@@ -71,6 +72,39 @@ def test_tiny_run_produces_tables(tiny_run):
     prox = pd.read_parquet(tiny_run / "results/proxies/proxies.parquet")
     assert set(prox["ligand_id"]) == set(lig["ligand_id"])
     assert (prox["status"] == "ok").mean() > 0.5
+
+
+def job_priorities(log: str, rule: str) -> dict[str, int]:
+    """ligand_id -> priority of every ``rule`` job in a snakemake log (0 where none is printed)."""
+    out, current = {}, None
+    for line in log.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            current = line.split()[1].rstrip(":") == rule
+            lid = None
+        elif current and line.strip().startswith("wildcards:"):
+            lid = line.split("ligand_id=")[1].split(",")[0].strip()
+            out[lid] = 0
+        elif current and lid and line.strip().startswith("priority:"):
+            out[lid] = int(line.split()[1])
+    return out
+
+
+def test_largest_labels_are_scheduled_first(tiny_run):
+    """Every label and re-validation job carries the cost estimate of its ligand as its priority, so
+    the largest start first (a round does not wait for one long job started last)."""
+    from smmflow.stages.casscf import label_priority, selected_ids
+
+    log = (tiny_run / "snakemake.log").read_text()
+    res = tiny_run / "results"
+    for rule, sel in (
+        ("casscf", res / "casscf/selection.tsv"),
+        ("casscf_geometry", res / "casscf/selection.tsv"),
+        ("casscf_revalidation", res / "rounds/0/revalidation/selection.tsv"),
+    ):
+        prio = {k: v for k, v in job_priorities(log, rule).items() if k in selected_ids(sel)}
+        assert prio, f"no {rule} job in the log"
+        assert prio == {lid: label_priority(sel, lid) for lid in prio}
+        assert min(prio.values()) > 0
 
 
 def test_rule_logs_live_under_the_results_directory(tiny_run):

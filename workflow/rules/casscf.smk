@@ -1,7 +1,7 @@
 # CASSCF stage: stratified subset of the proxy table -> one SA-CASSCF(9,7)+SO job per ligand
 # (cached per tier and ligand id) -> labels table. Config block: config["casscf"].
 
-from smmflow.stages.casscf import geometry_sha256_of, selected_ids
+from smmflow.stages.casscf import geometry_sha256_of, label_priority, selected_ids
 
 
 checkpoint select_subset:
@@ -63,6 +63,9 @@ rule casscf_geometry:
         R("logs/casscf_geometry/{ligand_id}.log"),
     benchmark:
         R("benchmarks/casscf_geometry/{ligand_id}.tsv")
+    # largest ligands first (a cost estimate from the selection table), so that the labels do not wait
+    # for one long job started last; proxy_pointcharge shards (priority 0) fill the gaps
+    priority: lambda wc: label_priority(R("casscf/selection.tsv"), wc.ligand_id)
     threads: geometry_resource("threads", 1)
     resources:
         mem_mb=geometry_resource("mem_mb", 1000),
@@ -90,6 +93,7 @@ rule casscf:
         R("logs/casscf/{tier}/{ligand_id}.log"),
     benchmark:
         R("benchmarks/casscf/{tier}/{ligand_id}.tsv")
+    priority: lambda wc: label_priority(R("casscf/selection.tsv"), wc.ligand_id)
     threads: config["casscf"]["threads"]
     resources:
         mem_mb=config["casscf"]["mem_mb"],

@@ -5,7 +5,7 @@
 # Needs R(), register_target(), round_tables() (learning.smk) and config["active_learning"].
 # Stage target "revalidation": every round's metrics and the report figures.
 
-from smmflow.stages.casscf import selected_ids
+from smmflow.stages.casscf import label_priority, selected_ids
 
 
 checkpoint select_revalidation:
@@ -80,6 +80,7 @@ use rule casscf_geometry as revalidation_geometry with:
         R("logs/revalidation_geometry/round{round}/{ligand_id}.log"),
     benchmark:
         R("benchmarks/revalidation_geometry/round{round}/{ligand_id}.tsv")
+    priority: lambda wc: label_priority(R(f"rounds/{wc.round}/revalidation/selection.tsv"), wc.ligand_id)
 
 
 use rule casscf as casscf_revalidation with:
@@ -93,6 +94,7 @@ use rule casscf as casscf_revalidation with:
         R("logs/casscf_revalidation/round{round}/{tier}/{ligand_id}.log"),
     benchmark:
         R("benchmarks/casscf_revalidation/round{round}/{tier}/{ligand_id}.tsv")
+    priority: lambda wc: label_priority(R(f"rounds/{wc.round}/revalidation/selection.tsv"), wc.ligand_id)
 
 
 use rule aggregate_casscf as aggregate_revalidation with:

@@ -114,6 +114,46 @@ def selected_ids(selection_tsv: str | Path) -> list[str]:
     return df[LIGAND_ID].tolist() if LIGAND_ID in df else []
 
 
+#: orbital-basis functions per ligand atom by period (def2-SVP contractions, which x2c-SVPall
+#: shares on the light atoms): H 2s1p = 5, C-F 3s2p1d = 14, Si-Cl 4s3p1d = 18
+_AO_PER_ATOM_BY_PERIOD = {1: 5, 2: 14, 3: 18}
+
+
+def label_cost_estimate(smiles: str) -> int:
+    """Scheduling estimate of a ligand's CASSCF job size: the orbital-basis functions of the whole
+    ligand, hydrogens included (0 for unparsable SMILES). The embedded region is a subset, but job
+    CPU grows steeply with it (default run at 45fbc72: 9-24 atoms, 385-607 AOs, 75-331 s), so
+    the order is what counts."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) else None
+    if mol is None:
+        return 0
+    n = 0
+    for atom in Chem.AddHs(mol).GetAtoms():
+        z = atom.GetAtomicNum()
+        n += _AO_PER_ATOM_BY_PERIOD[1 if z <= 2 else 2 if z <= 10 else 3]
+    return n
+
+
+@functools.lru_cache(maxsize=16)
+def _selection_costs(selection_tsv: str, mtime_ns: int) -> dict[str, int]:
+    df = pd.read_csv(selection_tsv, sep="\t", dtype=str, keep_default_na=False)
+    if LIGAND_ID not in df or "smiles" not in df:
+        return {}
+    return {lid: label_cost_estimate(smi) for lid, smi in zip(df[LIGAND_ID], df["smiles"])}
+
+
+def label_priority(selection_tsv: str | Path, ligand_id: str) -> int:
+    """Snakemake ``priority`` of a ligand's geometry and CASSCF jobs: :func:`label_cost_estimate` from
+    its row of the selection table, so that the largest labels start first and a round does not wait
+    for one long job started last (0 while the table does not exist yet, e.g. in a dry run)."""
+    p = Path(selection_tsv)
+    if not p.exists():
+        return 0
+    return _selection_costs(str(p), p.stat().st_mtime_ns).get(ligand_id, 0)
+
+
 def complex_from_proxy_row(row: pd.Series | dict):
     """ase.Atoms of the relaxed complex stored in a proxies row (extxyz text in ``complex_xyz``)."""
     text = row["complex_xyz"]
