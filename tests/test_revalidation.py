@@ -15,6 +15,8 @@ from smmflow.ml.generation_metrics import generation_metrics
 from smmflow.stages import report
 from smmflow.stages.revalidation import (
     hit_threshold,
+    pooled_comparison,
+    pooled_verdict,
     revalidation_metrics,
     revalidation_proxies,
     revalidation_table,
@@ -563,3 +565,60 @@ def test_baseline_and_acquisition_keys_are_validated(repo_root, block, message):
                 cfg[stage][key] = value
     with pytest.raises(ConfigError, match=message):
         validate_config(cfg, load_schema(repo_root / "workflow/schemas/config.schema.yaml"))
+
+
+def _pooled_table(gen_kd, base_kd, threshold=400.0, failed_gen=0) -> pd.DataFrame:
+    """A re-validation table of several rounds: generated and surrogate-screen picks, plus a weak
+    random baseline; ``failed_gen`` generated picks failed."""
+    rows = []
+    for src, kds in (("generated", gen_kd), ("surrogate_screen", base_kd), ("baseline", [50.0] * len(base_kd))):
+        for i, kd in enumerate(kds):
+            rows.append({"ligand_id": f"{src}{i}", "smiles": "[O-]C", "ligand_class": "O-", "source": src,
+                         "computed_kd2_cm1": kd, "hit": kd > threshold, "status": "ok", "reason": "",
+                         "pred_kd2_cm1": 300.0, "abs_error_cm1": abs(kd - 300.0), "round": i % 3})
+    for i in range(failed_gen):
+        rows.append({"ligand_id": f"gfail{i}", "smiles": "[O-]C", "ligand_class": "O-", "source": "generated",
+                     "computed_kd2_cm1": np.nan, "hit": False, "status": "failed", "reason": "xtb failed",
+                     "pred_kd2_cm1": 300.0, "abs_error_cm1": np.nan, "round": 0})
+    return pd.DataFrame(rows)
+
+
+def test_pooled_comparison_finds_a_real_difference_and_names_the_strongest_baseline():
+    rng = np.random.default_rng(0)
+    t = _pooled_table(600 + 30 * rng.standard_normal(18), 400 + 30 * rng.standard_normal(18))
+    pooled = pooled_comparison(t, seed=1)
+    row = pooled.set_index("method").loc["surrogate_screen"]
+    assert bool(row["strongest_baseline"]) and not bool(pooled.set_index("method").loc["baseline", "strongest_baseline"])
+    assert row["ci95_low_cm1"] > 100 and row["ci95_high_cm1"] < 300  # true difference ~200
+    assert row["p_mannwhitney"] < 1e-4
+    assert pooled_verdict(pooled).startswith("generation beats the strongest baseline (surrogate_screen)")
+
+
+def test_pooled_comparison_does_not_claim_a_difference_from_noise():
+    rng = np.random.default_rng(1)
+    t = _pooled_table(500 + 100 * rng.standard_normal(6), 500 + 100 * rng.standard_normal(6))
+    pooled = pooled_comparison(t, seed=1)
+    row = pooled.set_index("method").loc["surrogate_screen"]
+    assert row["ci95_low_cm1"] < 0 < row["ci95_high_cm1"]
+    assert row["p_mannwhitney"] > 0.05
+    assert pooled_verdict(pooled).startswith("generation does not beat")
+    worse = pooled_comparison(_pooled_table([100.0, 120.0, 110.0, 90.0], [500.0, 520.0, 510.0, 490.0]), seed=1)
+    assert pooled_verdict(worse).startswith("generation is beaten by")
+
+
+def test_pooled_comparison_counts_failures_as_misses_and_is_seeded():
+    t = _pooled_table([600.0, 650.0, 300.0], [450.0, 350.0, 300.0], failed_gen=1)
+    a, b = pooled_comparison(t, seed=7), pooled_comparison(t, seed=7)
+    pd.testing.assert_frame_equal(a, b)
+    gen = a.set_index("method").loc["generated"]
+    assert (gen["n"], gen["n_ok"], gen["n_hits"]) == (4, 3, 2)
+    assert gen["hit_rate"] == 0.5
+    assert gen["mean_kd2_cm1"] == pytest.approx(1550.0 / 3)  # the failed pick is not in the KD2 mean
+    rng = np.random.default_rng(2)
+    t2 = _pooled_table(500 + 50 * rng.standard_normal(12), 450 + 50 * rng.standard_normal(12))
+    c7 = pooled_comparison(t2, seed=7).set_index("method").loc["surrogate_screen"]
+    c8 = pooled_comparison(t2, seed=8).set_index("method").loc["surrogate_screen"]
+    assert c7["gen_minus_mean_kd2_cm1"] == c8["gen_minus_mean_kd2_cm1"]
+    assert c7["ci95_low_cm1"] != c8["ci95_low_cm1"]  # the interval comes from the seeded bootstrap
+    assert c7["ci95_low_cm1"] == pytest.approx(c8["ci95_low_cm1"], abs=10.0)
+    assert pooled_verdict(t.pipe(lambda x: pooled_comparison(x[x["source"] != "generated"], seed=1))).startswith("no comparison")

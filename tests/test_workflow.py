@@ -202,6 +202,20 @@ def test_tiny_run_revalidates_every_round(tiny_run):
     assert summary["round"].tolist() == [0, 1]
 
 
+def test_tiny_run_pools_the_rounds(tiny_run):
+    """The report pools every round per method (counts add up over the rounds) and says whether
+    generation beats the strongest baseline."""
+    import pandas as pd
+
+    res = tiny_run / "results"
+    pooled = pd.read_csv(res / "report/methods_pooled.tsv", sep="\t").set_index("method")
+    reval = pd.concat([pd.read_csv(p, sep="\t") for p in sorted(res.glob("rounds/*/revalidation/revalidation.tsv"))])
+    assert dict(pooled["n"]) == dict(reval["source"].value_counts())
+    assert pooled["strongest_baseline"].sum() == 1
+    log = (res / "logs/report_figures/report_figures.log").read_text()
+    assert "generation" in log and "strongest baseline" in log or "no comparison" in log
+
+
 def test_report_html(repo_root, tiny_run):
     snakemake(repo_root, tiny_run, "--configfile", str(tiny_run / "tiny.yaml"), "--report", "report.html")
     html = (tiny_run / "report.html").read_text(errors="replace")

@@ -170,6 +170,10 @@ rule report_figures:
         revalidation_html=report(
             R("report/revalidation.html"), caption="../report/revalidation_all.rst", category="Re-validation"
         ),
+        pooled=R("report/methods_pooled.tsv"),
+        pooled_html=report(R("report/methods_pooled.html"), caption="../report/pooled.rst", category="Re-validation"),
+    params:
+        seed=config["active_learning"]["seed"],  # bootstrap interval of the pooled comparison
     log:
         R("logs/report_figures/report_figures.log"),
     benchmark:

@@ -15,6 +15,7 @@ from smmflow.io import read_table, write_table
 from smmflow.ml.rng import pin_result_threads
 from smmflow.ml.vae.trainer import latent_means, load_trained_model
 from smmflow.stages import report
+from smmflow.stages.revalidation import pooled_comparison, pooled_verdict
 from smmflow.tables import SOURCE_GENERATED
 
 sm = snakemake  # noqa: F821 - the rule object Snakemake injects
@@ -31,6 +32,11 @@ report.write_html_table(
     "Re-validation per round and method: generated vs the baselines",
 )
 report.write_html_table(reval, out.revalidation_html, "Re-validated ligands: predicted vs CASSCF first excited KD")
+pooled = pooled_comparison(reval, seed=int(sm.params.seed))
+verdict = pooled_verdict(pooled)
+write_table(pooled, out.pooled)
+report.write_html_table(pooled, out.pooled_html, f"All rounds pooled: {verdict}")
+log.info("pooled over %d rounds: %s", len(summary), verdict)
 threshold = json.loads(Path(inp.metrics[-1]).read_text())["threshold_cm1"]
 report.plot_parity(reval, out.parity, threshold)
 report.plot_hit_rate(summary, out.hit_rate)

@@ -385,6 +385,16 @@ def _winner(blocks: Mapping[str, Mapping[str, Any]], key: str) -> str | None:
     return who
 
 
+def _strongest(blocks: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The baseline with the highest add-one hit rate (ties: mean KD2, then order)."""
+    bases = {s: b for s, b in blocks.items() if s != tables.SOURCE_GENERATED and b["n"]}
+    return max(
+        bases,
+        key=lambda s: (bases[s]["hit_rate_add_one"], bases[s]["mean_kd2_cm1"] or -math.inf, -list(bases).index(s)),
+        default=None,
+    )
+
+
 def revalidation_metrics(
     table: pd.DataFrame, threshold_cm1: float, methods: Sequence[str] | None = None
 ) -> dict[str, Any]:
@@ -412,11 +422,7 @@ def revalidation_metrics(
     out["winner_mean_kd2"] = _winner(blocks, "mean_kd2_cm1")
     out["winner_best_found"] = _winner(blocks, "max_kd2_cm1")
     bases = {s: b for s, b in blocks.items() if s != tables.SOURCE_GENERATED and b["n"]}
-    strongest = max(
-        bases,
-        key=lambda s: (bases[s]["hit_rate_add_one"], bases[s]["mean_kd2_cm1"] or -math.inf, -list(bases).index(s)),
-        default=None,
-    )
+    strongest = _strongest(blocks)
     out["strongest_baseline"] = strongest
     g = blocks.get(tables.SOURCE_GENERATED)
     if g is None or strongest is None or not g["n"]:
@@ -435,12 +441,97 @@ def revalidation_metrics(
     return out
 
 
+def pooled_comparison(table: pd.DataFrame, seed: int, n_boot: int = 10_000) -> pd.DataFrame:
+    """Every round's re-validations pooled, one row per method (``source``): counts, hits, hit rate,
+    mean/median/max KD2 and the best ligand (:func:`method_metrics`), and for each baseline the
+    comparison with generation:
+
+    - ``gen_minus_mean_kd2_cm1``: mean KD2 of the generated picks minus this method's, with a 95 %
+      percentile-bootstrap interval (``n_boot`` resamples of each group, seeded by ``seed``);
+    - ``p_mannwhitney``: one-sided Mann-Whitney U p-value that generated KD2 are higher;
+    - ``p_fisher_hits``: one-sided Fisher exact p-value that generation has the higher hit rate
+      (failed calculations count as misses, as in the per-round metrics).
+
+    ``strongest_baseline`` marks the baseline with the highest pooled add-one hit rate (the
+    per-round rule). Rounds differ in their model and threshold, so this pools draws of the
+    same protocol, not exchangeable samples: read it with the per-round table."""
+    from scipy.stats import fisher_exact, mannwhitneyu
+
+    present = [s for s in tables.SOURCES if s in set(table["source"].astype(str))]
+    present += sorted(set(table["source"].astype(str)) - set(present))
+    blocks = {src: method_metrics(table[table["source"] == src]) for src in present}
+    strongest = _strongest(blocks)
+
+    def usable_kd(src: str) -> np.ndarray:
+        t = table[(table["source"] == src) & (table["status"] == tables.STATUS_OK)]
+        return t["computed_kd2_cm1"].astype(float).to_numpy()
+
+    gen = usable_kd(tables.SOURCE_GENERATED) if tables.SOURCE_GENERATED in blocks else np.array([])
+    g = blocks.get(tables.SOURCE_GENERATED)
+    rows = []
+    for i, src in enumerate(present):
+        b = blocks[src]
+        row: dict[str, Any] = {
+            "method": src,
+            **{k: b[k] for k in ("n", "n_ok", "n_hits", "hit_rate", "mean_kd2_cm1", "median_kd2_cm1", "max_kd2_cm1",
+                                 "best_smiles")},
+            "strongest_baseline": src == strongest,
+            "gen_minus_mean_kd2_cm1": None,
+            "ci95_low_cm1": None,
+            "ci95_high_cm1": None,
+            "p_mannwhitney": None,
+            "p_fisher_hits": None,
+        }
+        base = usable_kd(src)
+        if src != tables.SOURCE_GENERATED and len(gen) and len(base):
+            rng = np.random.default_rng([int(seed), i])
+            diff = (rng.choice(gen, (n_boot, len(gen))).mean(axis=1)
+                    - rng.choice(base, (n_boot, len(base))).mean(axis=1))
+            lo, hi = np.quantile(diff, [0.025, 0.975])
+            row.update(
+                gen_minus_mean_kd2_cm1=float(gen.mean() - base.mean()),
+                ci95_low_cm1=float(lo),
+                ci95_high_cm1=float(hi),
+                p_mannwhitney=float(mannwhitneyu(gen, base, alternative="greater").pvalue),
+                p_fisher_hits=float(fisher_exact(
+                    [[g["n_hits"], g["n"] - g["n_hits"]], [b["n_hits"], b["n"] - b["n_hits"]]],
+                    alternative="greater",
+                ).pvalue),
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pooled_verdict(pooled: pd.DataFrame) -> str:
+    """One sentence: does generation beat the strongest baseline over the pooled rounds? "Beats"
+    needs the 95 % interval of the mean-KD2 difference above zero; the hit counts are quoted."""
+    gen = pooled[pooled["method"] == tables.SOURCE_GENERATED]
+    strong = pooled[pooled["strongest_baseline"].astype(bool)]
+    if gen.empty or strong.empty or strong.iloc[0]["gen_minus_mean_kd2_cm1"] is None or pd.isna(
+        strong.iloc[0]["gen_minus_mean_kd2_cm1"]
+    ):
+        return "no comparison: generation or the baselines have no usable label"
+    g, s = gen.iloc[0], strong.iloc[0]
+    beats = s["ci95_low_cm1"] > 0
+    worse = s["ci95_high_cm1"] < 0
+    word = "beats" if beats else "is beaten by" if worse else "does not beat"
+    return (
+        f"generation {word} the strongest baseline ({s['method']}): mean KD2 {g['mean_kd2_cm1']:.1f} vs "
+        f"{s['mean_kd2_cm1']:.1f} cm-1, difference {s['gen_minus_mean_kd2_cm1']:+.1f} "
+        f"[95 % CI {s['ci95_low_cm1']:+.1f}, {s['ci95_high_cm1']:+.1f}], Mann-Whitney p = {s['p_mannwhitney']:.3g}; "
+        f"hits {g['n_hits']}/{g['n']} vs {s['n_hits']}/{s['n']} (Fisher p = {s['p_fisher_hits']:.3g}); "
+        f"best {g['max_kd2_cm1']:.1f} vs {s['max_kd2_cm1']:.1f} cm-1"
+    )
+
+
 __all__ = [
     "class_matched_baseline",
     "class_quotas",
     "hit_threshold",
     "labelled_ids",
     "method_metrics",
+    "pooled_comparison",
+    "pooled_verdict",
     "random_baseline",
     "revalidation_metrics",
     "revalidation_proxies",
