@@ -622,3 +622,4 @@ def test_pooled_comparison_counts_failures_as_misses_and_is_seeded():
     assert c7["ci95_low_cm1"] != c8["ci95_low_cm1"]  # the interval comes from the seeded bootstrap
     assert c7["ci95_low_cm1"] == pytest.approx(c8["ci95_low_cm1"], abs=10.0)
     assert pooled_verdict(t.pipe(lambda x: pooled_comparison(x[x["source"] != "generated"], seed=1))).startswith("no comparison")
+    assert pooled_verdict(pooled_comparison(pd.DataFrame(), seed=1)).startswith("no comparison")

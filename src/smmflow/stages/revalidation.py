@@ -457,6 +457,8 @@ def pooled_comparison(table: pd.DataFrame, seed: int, n_boot: int = 10_000) -> p
     same protocol, not exchangeable samples: read it with the per-round table."""
     from scipy.stats import fisher_exact, mannwhitneyu
 
+    if table.empty or "source" not in table:
+        return pd.DataFrame()
     present = [s for s in tables.SOURCES if s in set(table["source"].astype(str))]
     present += sorted(set(table["source"].astype(str)) - set(present))
     blocks = {src: method_metrics(table[table["source"] == src]) for src in present}
@@ -505,6 +507,8 @@ def pooled_comparison(table: pd.DataFrame, seed: int, n_boot: int = 10_000) -> p
 def pooled_verdict(pooled: pd.DataFrame) -> str:
     """One sentence: does generation beat the strongest baseline over the pooled rounds? "Beats"
     needs the 95 % interval of the mean-KD2 difference above zero; the hit counts are quoted."""
+    if pooled.empty or "method" not in pooled:
+        return "no comparison: nothing was re-validated"
     gen = pooled[pooled["method"] == tables.SOURCE_GENERATED]
     strong = pooled[pooled["strongest_baseline"].astype(bool)]
     if gen.empty or strong.empty or strong.iloc[0]["gen_minus_mean_kd2_cm1"] is None or pd.isna(
