@@ -99,3 +99,12 @@ def test_closed_shell_charge_rule():
     assert closed_shell_complex_charge(build_complex("[O-]C", seed=0)) == 1
     assert closed_shell_complex_charge(build_complex("OC", seed=0)) == 3
     assert closed_shell_complex_charge(build_complex("[N-]1CCC1", seed=0)) == 1
+
+
+def test_summary_rejects_a_missing_or_empty_results_directory(tmp_path, capsys):
+    from smmflow.cli import main
+
+    assert main(["summary", str(tmp_path / "nope")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    assert main(["summary", str(tmp_path)]) == 1
+    assert "holds no labels" in capsys.readouterr().err

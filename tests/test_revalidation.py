@@ -623,3 +623,7 @@ def test_pooled_comparison_counts_failures_as_misses_and_is_seeded():
     assert c7["ci95_low_cm1"] == pytest.approx(c8["ci95_low_cm1"], abs=10.0)
     assert pooled_verdict(t.pipe(lambda x: pooled_comparison(x[x["source"] != "generated"], seed=1))).startswith("no comparison")
     assert pooled_verdict(pooled_comparison(pd.DataFrame(), seed=1)).startswith("no comparison")
+    one = pooled_comparison(_pooled_table([100.0], [600.0]), seed=1)  # one pick each: no verdict
+    assert one.set_index("method").loc["surrogate_screen", "gen_minus_mean_kd2_cm1"] == -500.0
+    assert pd.isna(one.set_index("method").loc["surrogate_screen", "ci95_low_cm1"])
+    assert pooled_verdict(one).startswith("too few usable picks")

@@ -216,6 +216,17 @@ def test_tiny_run_pools_the_rounds(tiny_run):
     assert "generation" in log and "strongest baseline" in log or "no comparison" in log
 
 
+def test_summary_command_prints_every_section_of_the_tiny_run(tiny_run, capsys):
+    from smmflow.cli import main
+
+    assert main(["summary", str(tiny_run / "results")]) == 0
+    out = capsys.readouterr().out
+    for head in ("## CASSCF labels", "## Learning curve", "## Re-validation per round and method",
+                 "## All rounds pooled (from report/methods_pooled.tsv)"):
+        assert head in out
+    assert "| 1 | generated |" in out  # both rounds
+
+
 def test_report_html(repo_root, tiny_run):
     snakemake(repo_root, tiny_run, "--configfile", str(tiny_run / "tiny.yaml"), "--report", "report.html")
     html = (tiny_run / "report.html").read_text(errors="replace")

@@ -11,6 +11,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "build": ("smmflow.cli.build", "build (and xTB-relax) [Dy(H2O)5L2] for one ligand"),
     "casscf": ("smmflow.cli.casscf", "SA-CASSCF(9,7)+SO Kramers doublets of a Dy complex"),
     "check-config": ("smmflow.cli.check_config", "check config files (YAML syntax with file:line, schema, columns)"),
+    "summary": ("smmflow.cli.summary", "Markdown tables of a run's results (labels, learning curve, rounds)"),
 }
 
 

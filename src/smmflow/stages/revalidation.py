@@ -441,7 +441,7 @@ def revalidation_metrics(
     return out
 
 
-def pooled_comparison(table: pd.DataFrame, seed: int, n_boot: int = 10_000) -> pd.DataFrame:
+def pooled_comparison(table: pd.DataFrame, seed: int, n_boot: int = 10_000, min_n: int = 3) -> pd.DataFrame:
     """Every round's re-validations pooled, one row per method (``source``): counts, hits, hit rate,
     mean/median/max KD2 and the best ligand (:func:`method_metrics`), and for each baseline the
     comparison with generation:
@@ -452,8 +452,9 @@ def pooled_comparison(table: pd.DataFrame, seed: int, n_boot: int = 10_000) -> p
     - ``p_fisher_hits``: one-sided Fisher exact p-value that generation has the higher hit rate
       (failed calculations count as misses, as in the per-round metrics).
 
-    ``strongest_baseline`` marks the baseline with the highest pooled add-one hit rate (the
-    per-round rule). Rounds differ in their model and threshold, so this pools draws of the
+    The interval and the p-values need at least ``min_n`` usable labels on both sides (None below:
+    a bootstrap of one or two values has no spread to speak of). ``strongest_baseline`` marks the
+    baseline with the highest pooled add-one hit rate (the per-round rule). Rounds differ in their model and threshold, so this pools draws of the
     same protocol, not exchangeable samples: read it with the per-round table."""
     from scipy.stats import fisher_exact, mannwhitneyu
 
@@ -486,12 +487,13 @@ def pooled_comparison(table: pd.DataFrame, seed: int, n_boot: int = 10_000) -> p
         }
         base = usable_kd(src)
         if src != tables.SOURCE_GENERATED and len(gen) and len(base):
+            row["gen_minus_mean_kd2_cm1"] = float(gen.mean() - base.mean())
+        if src != tables.SOURCE_GENERATED and min(len(gen), len(base)) >= min_n:
             rng = np.random.default_rng([int(seed), i])
             diff = (rng.choice(gen, (n_boot, len(gen))).mean(axis=1)
                     - rng.choice(base, (n_boot, len(base))).mean(axis=1))
             lo, hi = np.quantile(diff, [0.025, 0.975])
             row.update(
-                gen_minus_mean_kd2_cm1=float(gen.mean() - base.mean()),
                 ci95_low_cm1=float(lo),
                 ci95_high_cm1=float(hi),
                 p_mannwhitney=float(mannwhitneyu(gen, base, alternative="greater").pvalue),
@@ -516,6 +518,11 @@ def pooled_verdict(pooled: pd.DataFrame) -> str:
     ):
         return "no comparison: generation or the baselines have no usable label"
     g, s = gen.iloc[0], strong.iloc[0]
+    if s["ci95_low_cm1"] is None or pd.isna(s["ci95_low_cm1"]):
+        return (
+            f"too few usable picks to judge generation against the strongest baseline ({s['method']}): "
+            f"{g['n_ok']} vs {s['n_ok']} (mean KD2 {g['mean_kd2_cm1']:.1f} vs {s['mean_kd2_cm1']:.1f} cm-1)"
+        )
     beats = s["ci95_low_cm1"] > 0
     worse = s["ci95_high_cm1"] < 0
     word = "beats" if beats else "is beaten by" if worse else "does not beat"
