@@ -502,3 +502,59 @@ def test_fragment_start_reaches_the_whole_shell_start_kds(tmp_path):
     assert res[True]["start"]["start_fragments"] == 3 and res[False]["start"]["start_fragments"] == 1
     kd_f, kd_w = (np.asarray(res[k]["kd_energies_cm1"][1:]) for k in (True, False))
     assert np.all(np.abs(kd_f - kd_w) <= 0.002 * kd_w), (kd_f, kd_w)
+
+
+def test_float32_df_tensor_reproduces_the_float64_integrals():
+    """The float32 DF tensor (float64 integrals and metric, float32 solve and storage), built in
+    several chunks: its ERIs, the one-pass J/K and the active-space ERIs equal PySCF's float64 ones
+    to single precision, and a float64 computation would not pass the float32 bounds by accident."""
+    from pyscf import df
+
+    mol, mf, _, _ = _small_df_casscf()
+    ref = mf.with_df
+    auxmol = df.addons.make_auxmol(mol, ref.auxbasis)
+    f32 = lowrank_df.Float32DF(mol, auxmol, max_memory_mb=0.2).build()  # a few hundred pairs per chunk
+    assert f32._cderi.dtype == np.float32 and f32._cderi.shape == ref._cderi.shape
+    eri64 = ref._cderi.T @ ref._cderi
+    eri32 = f32._cderi.T.astype(np.float64) @ f32._cderi.astype(np.float64)
+    err = np.abs(eri32 - eri64).max() / np.abs(eri64).max()
+    assert 1e-12 < err < 1e-6, err  # float32 round-off: not zero, not more
+    c = mf.mo_coeff
+    blocks = [c[:, :5], c[:, 5:7] * np.sqrt(0.5)]
+    vj, vk = lowrank_df.df_jk_of_orbitals(f32, blocks)
+    vj0, vk0 = lowrank_df.df_jk_of_orbitals(ref, blocks)
+    np.testing.assert_allclose(vj, vj0, atol=2e-6 * np.abs(vj0).max())
+    np.testing.assert_allclose(vk, vk0, atol=2e-6 * np.abs(vk0).max())
+    act = c[:, 3:7]
+    np.testing.assert_allclose(f32.active_eri(act), ref.ao2mo(act, compact=False), atol=1e-6)
+
+
+def test_float32_df_refuses_a_linearly_dependent_auxiliary_basis():
+    from pyscf import df, gto
+
+    mol = gto.M(atom="O 0 0 0; H 0 0.76 0.58; H 0 -0.76 0.58", basis="6-31g", verbose=0)
+    jk = gto.basis.load("def2-universal-jkfit", "O")
+    auxmol = df.addons.make_auxmol(mol, {"O": jk + jk, "H": "def2-universal-jkfit"})  # every O function twice
+    with pytest.raises(ValueError, match="not positive definite"):
+        lowrank_df.Float32DF(mol, auxmol).build()
+
+
+def test_locally_dense_basis_gives_far_atoms_the_outer_basis():
+    """``outer_basis``: atoms beyond ``dense_radius_a`` of Dy carry the smaller basis under a label
+    that PySCF reads as the same element (nuclear charges, electron count unchanged)."""
+    from smmflow.abinitio.molecule import build_molecule, outer_atoms
+
+    sym = ["Dy", "O", "C", "H"]
+    xyz = np.array([[0.0, 0, 0], [2.2, 0, 0], [3.6, 0, 0], [4.1, 0.9, 0]])
+    dense = settings.CasscfSettings(tier="embedded")
+    local = settings.CasscfSettings(tier="embedded", outer_basis="sto-3g", dense_radius_a=3.5)
+    assert not outer_atoms(xyz, dense).any()
+    flags = outer_atoms(xyz, local)
+    assert flags.tolist() == [False, False, True, True]
+    m0 = build_molecule(sym, xyz, 3, 0, dense)
+    m1 = build_molecule(sym, xyz, 3, 0, local, outer=flags)
+    assert m1.nao == m0.nao - (14 - 5) - (5 - 1)  # C: x2c-SVPall 3s2p1d -> 2s1p; H: 2s1p -> 1s
+    assert [m1.atom_pure_symbol(i) for i in range(4)] == sym
+    assert m1.atom_charges().tolist() == m0.atom_charges().tolist() and m1.nelectron == m0.nelectron
+    with pytest.raises(ValueError, match="outer_basis is None"):
+        build_molecule(sym, xyz, 3, 0, dense, outer=flags)

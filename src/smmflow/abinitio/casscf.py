@@ -29,7 +29,7 @@ import numpy as np
 
 from smmflow.abinitio import magnetism, spin_orbit
 from smmflow.abinitio.free_ion import FreeIonReference, free_ion_reference
-from smmflow.abinitio.molecule import build_molecule, dy_f_population, make_scf, point_charge_potential
+from smmflow.abinitio.molecule import build_molecule, dy_f_population, make_scf, outer_atoms, point_charge_potential
 from smmflow.abinitio.regions import partition
 from smmflow.abinitio.settings import NCAS, NELECAS, SPIN_S, CasscfSettings
 from smmflow.abinitio.solvers import SaCasscfOutcome, run_average_casscf, run_sa_casscf
@@ -95,7 +95,8 @@ class DyCasscfSO:
         ref = free_ion_reference(settings)
         t_ref = time.perf_counter() - t0
         t_start = time.perf_counter()
-        self.mol = mol = build_molecule(region.symbols, region.coords, region.charge, 5, settings)
+        region.outer = outer_atoms(region.coords, settings)
+        self.mol = mol = build_molecule(region.symbols, region.coords, region.charge, 5, settings, outer=region.outer)
         v_pc = point_charge_potential(mol, region.mm_coords, region.mm_charges)
         single_atom = mol.natm == 1
         use_df = settings.density_fit and not single_atom

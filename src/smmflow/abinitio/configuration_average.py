@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 #: smallest diagonal orbital Hessian used as a preconditioner (hartree)
 MIN_HESSIAN_DIAGONAL = 0.05
 #: largest orbital rotation (norm of the accumulated rotation) before the reference is reset
-MAX_ROTATION_NORM = 0.5
+MAX_ROTATION_NORM = 1.0
 
 
 @dataclass(frozen=True)

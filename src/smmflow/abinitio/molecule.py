@@ -16,15 +16,39 @@ from smmflow.constants import ANGSTROM_TO_BOHR
 # ---------------------------------------------------------------------------------------------
 
 
-def build_molecule(symbols, coords_a, charge: int, spin: int, settings: CasscfSettings):
-    """PySCF molecule (angstrom input) with the configured basis per element."""
+#: label suffix of the atoms that carry ``CasscfSettings.outer_basis`` (PySCF reads "C1" as carbon and
+#: looks its basis up under "C1" first; auxiliary sets fall back to the element)
+OUTER_LABEL_SUFFIX = "1"
+
+
+def outer_atoms(coords_a, settings: CasscfSettings) -> np.ndarray:
+    """Which atoms of a quantum region (atom 0 Dy, angstrom) take ``settings.outer_basis``: all
+    farther than ``settings.dense_radius_a`` from Dy (none when ``outer_basis`` is None)."""
+    coords_a = np.asarray(coords_a, dtype=float).reshape(-1, 3)
+    if settings.outer_basis is None or len(coords_a) == 0:
+        return np.zeros(len(coords_a), dtype=bool)
+    return np.linalg.norm(coords_a - coords_a[0], axis=1) > settings.dense_radius_a
+
+
+def build_molecule(symbols, coords_a, charge: int, spin: int, settings: CasscfSettings, outer=None):
+    """PySCF molecule (angstrom input) with the configured basis per element; atoms flagged in
+    ``outer`` (see :func:`outer_atoms`) carry ``settings.outer_basis`` instead (a locally dense basis)."""
     from pyscf import gto
 
-    atom = [(s, tuple(float(x) for x in c)) for s, c in zip(symbols, coords_a)]
+    symbols = list(symbols)
+    outer = np.zeros(len(symbols), dtype=bool) if outer is None else np.asarray(outer, dtype=bool)
+    if outer.any() and settings.outer_basis is None:
+        raise ValueError("atoms flagged for the outer basis but settings.outer_basis is None")
+    labels = [s + OUTER_LABEL_SUFFIX if o else s for s, o in zip(symbols, outer)]
+    basis = basis_map(set(symbols), settings.basis)
+    if outer.any():
+        basis.update({s + OUTER_LABEL_SUFFIX: basis_map({s}, {"default": settings.outer_basis})[s]
+                      for s in {s for s, o in zip(symbols, outer) if o}})
+    atom = [(s, tuple(float(x) for x in c)) for s, c in zip(labels, coords_a)]
     mol = gto.Mole()
     mol.atom = atom
     mol.unit = "Angstrom"
-    mol.basis = basis_map(set(symbols), settings.basis)
+    mol.basis = basis
     mol.charge = int(charge)
     mol.spin = int(spin)
     mol.verbose = 0

@@ -28,6 +28,9 @@ class QuantumRegion:
     fragments: np.ndarray | None = None
     #: xTB charge of every quantum atom (0 on link atoms); None when the complex carries none
     quantum_charges: np.ndarray | None = None
+    #: quantum atoms that carry the outer basis of a locally dense basis (set by the engine from its
+    #: settings, :func:`smmflow.abinitio.molecule.outer_atoms`); None: the same basis everywhere
+    outer: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------

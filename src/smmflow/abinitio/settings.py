@@ -57,6 +57,10 @@ class CasscfSettings:
     #: (a conjugated system or a 3-/4-ring counts as one shell); substituents beyond are replaced by
     #: H link atoms (docs/casscf.md, "Embedded region")
     embedded_bond_shells: int = EMBEDDED_BOND_SHELLS
+    #: locally dense basis (embedded/full tiers): quantum atoms farther than ``dense_radius_a`` from
+    #: Dy carry this basis instead of ``basis`` (e.g. "sto-3g"); None: ``basis`` everywhere
+    outer_basis: str | None = None
+    dense_radius_a: float = 3.5
     verbose: int = 0  # PySCF verbosity of the SCF/CASSCF objects (4: per-iteration log on stdout)
     conv_tol: float = 1e-9  # SA energy, hartree
     conv_tol_grad: float = 1e-4
@@ -78,6 +82,9 @@ class CasscfSettings:
     #: hydroxyalkoxide (docs/casscf.md). None: PySCF-style ``conv_tol`` and ``conv_tol_grad`` as for
     #: the augmented-Hessian solver.
     average_conv_tol_grad: float | None = 1e-3
+    #: configuration-average solver: the DF factors stored in float32 (integrals, metric and solve in
+    #: float64; exchange GEMMs in float32), docs/casscf.md "Float32 DF tensor"; false: PySCF's float64
+    df_float32: bool = True
     #: embedded/full start: the ligand-shell RHF uses the complex's DF factors restricted to the
     #: ligand AO pairs (one DF tensor per complex instead of two). Measured: KDs unchanged (< 0.01
     #: cm-1) but no CPU gain (the RHF iterations on the larger auxiliary set cost what the second

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from smmflow.abinitio.lowrank_df import df_jk_of_orbitals, low_rank_dfcasscf
+from smmflow.abinitio.lowrank_df import Float32DF, df_jk_of_orbitals, low_rank_dfcasscf
 from smmflow.abinitio.settings import N_SEXTETS, NCAS, NELECAS, CasscfFailure, CasscfSettings
 
 log = logging.getLogger(__name__)
@@ -96,29 +96,46 @@ def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings
         conv_tol, conv_tol_grad = np.inf, settings.average_conv_tol_grad
     else:
         conv_tol, conv_tol_grad = settings.conv_tol, settings.conv_tol_grad
+    df32 = float32_df(mf, settings)
     res = cav.optimise_average_orbitals(
-        h, average_jk(mf, settings), mo0, ncore, NCAS, NELECAS, mf.energy_nuc(),
+        h, average_jk(mf, settings, df32), mo0, ncore, NCAS, NELECAS, mf.energy_nuc(),
         conv_tol=conv_tol, conv_tol_grad=conv_tol_grad,
         max_cycle=settings.max_cycle_average, frozen=frozen, callback=callback)
     history = [dict(h_, macro=h_["iteration"], solver="average") for h_ in res.history]
     if not res.converged:
         log.warning("configuration-average SCF not converged (|g| %.2e): PySCF SA-CASSCF takes over", res.gradient_norm)
+        df32 = None  # PySCF's solver builds its own float64 tensor: free this one first
         out = run_sa_casscf(mf, res.mo_coeff, ncore, settings, frozen=frozen)
         out.history = history + out.history
         out.solver = "average+augmented_hessian"
         return out
-    return casci_on_average_orbitals(mf, res, ncore, settings, history)
+    return casci_on_average_orbitals(mf, res, ncore, settings, history, df32=df32)
 
 
-def average_jk(mf, settings: CasscfSettings):
+def float32_df(mf, settings: CasscfSettings) -> Float32DF | None:
+    """The float32 DF tensor of ``mf``'s molecule in its auxiliary basis when ``settings.df_float32``
+    and ``mf`` is density-fitted (else None)."""
+    with_df = getattr(mf, "with_df", None)
+    if with_df is None or not settings.df_float32:
+        return None
+    from pyscf import df
+
+    auxmol = df.addons.make_auxmol(mf.mol, with_df.auxbasis)
+    return Float32DF(mf.mol, auxmol, settings.max_memory_mb)
+
+
+def average_jk(mf, settings: CasscfSettings, df32: Float32DF | None = None):
     """``get_jk(dm)`` for :func:`configuration_average.average_energy_terms`: densities tagged with
     their orbitals; density-fitted SCF objects go through :func:`lowrank_df.df_jk_of_orbitals`
     (one pass over the DF factors for the core and active densities; same numbers as PySCF's
-    occupied-orbital path, tested), others through ``mf.get_jk``."""
+    occupied-orbital path, tested), with the float32 tensor ``df32`` when given; others through
+    ``mf.get_jk``."""
     mol = mf.mol
     with_df = getattr(mf, "with_df", None)
     if with_df is None:
         return lambda dm: mf.get_jk(mol, dm)
+    if df32 is not None:
+        with_df = df32
 
     def jk(dm):
         occ = dm.mo_occ
@@ -130,16 +147,20 @@ def average_jk(mf, settings: CasscfSettings):
     return jk
 
 
-def casci_on_average_orbitals(mf, res, ncore: int, settings: CasscfSettings, history: list[dict] | None = None) -> SaCasscfOutcome:
+def casci_on_average_orbitals(mf, res, ncore: int, settings: CasscfSettings, history: list[dict] | None = None,
+                              df32: Float32DF | None = None) -> SaCasscfOutcome:
     """The 21 CASCI sextets on the orbitals ``res.mo_coeff`` of a configuration-average SCF
-    (``res.terms``: its energy terms at those orbitals)."""
+    (``res.terms``: its energy terms at those orbitals; ``df32``: the float32 DF tensor they were
+    computed with, which then also gives the active-space ERIs)."""
     from pyscf import fci
 
     mol = mf.mol
     mo = res.mo_coeff
     c_act = mo[:, ncore : ncore + NCAS]
     h1 = c_act.T @ res.terms.core_fock_ao @ c_act
-    if getattr(mf, "with_df", None) is not None:
+    if df32 is not None:
+        h2 = df32.active_eri(c_act)
+    elif getattr(mf, "with_df", None) is not None:
         h2 = mf.with_df.ao2mo(c_act, compact=False)
     else:
         from pyscf import ao2mo

@@ -124,7 +124,8 @@ def _fragment_orbitals(env, region: QuantumRegion, groups, settings: CasscfSetti
     qcharges = region.quantum_charges
     for idx, q in groups:
         atoms = idx - 1  # env atom = region atom - 1 (Dy removed)
-        frag_mol = build_molecule([region.symbols[i] for i in idx], region.coords[idx], q, 0, settings)
+        frag_mol = build_molecule([region.symbols[i] for i in idx], region.coords[idx], q, 0, settings,
+                                  outer=None if region.outer is None else region.outer[idx])
         others = np.setdiff1d(np.arange(1, len(region.symbols)), idx)
         pc_xyz = [region.coords[:1], region.mm_coords]
         pc_q = [[float(DY_ION_CHARGE)], region.mm_charges]
@@ -171,7 +172,8 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
     if mol.natm == 1:
         return c_dy.copy(), DY_CORE_ORBITALS, info
     t0 = time.perf_counter()
-    env = build_molecule(region.symbols[1:], region.coords[1:], region.charge - DY_ION_CHARGE, 0, settings)
+    env = build_molecule(region.symbols[1:], region.coords[1:], region.charge - DY_ION_CHARGE, 0, settings,
+                         outer=None if region.outer is None else region.outer[1:])
     if env.nelectron % 2:
         raise CasscfFailure("ligand shell has an odd electron count (radical ligand?)")
     groups = fragment_groups(region) if settings.start_fragments else None
