@@ -419,7 +419,8 @@ class Float32DF:
         nao, n = c_act.shape
         naux = self.get_naoaux()
         pa = np.empty((naux, n * n))
-        for p0, blk in zip(range(0, naux, self.blockdim), self.loop(self.blockdim)):
+        blksize = max(1, int(50e6 / (8 * nao * nao)))  # ~50 MB of unpacked float64 factors at a time
+        for p0, blk in zip(range(0, naux, blksize), self.loop(blksize)):
             lfull = lib.unpack_tril(np.asarray(blk, dtype=np.float64))  # (nb, nao, nao)
             pa[p0 : p0 + len(blk)] = np.einsum("mu,pmn,nv->puv", c_act, lfull, c_act, optimize=True).reshape(len(blk), n * n)
         return pa.T @ pa
