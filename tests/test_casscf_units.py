@@ -558,3 +558,104 @@ def test_locally_dense_basis_gives_far_atoms_the_outer_basis():
     assert m1.atom_charges().tolist() == m0.atom_charges().tolist() and m1.nelectron == m0.nelectron
     with pytest.raises(ValueError, match="outer_basis is None"):
         build_molecule(sym, xyz, 3, 0, dense, outer=flags)
+
+
+def _average_dm(mo, ncore, ncas):
+    """Densities tagged as :func:`configuration_average.average_energy_terms` passes them to get_jk."""
+    from pyscf import lib
+
+    c_occ = mo[:, : ncore + ncas]
+    occ = np.zeros((2, ncore + ncas))
+    occ[0, :ncore] = 1.0
+    occ[1, ncore:] = 1.0
+    dm = np.stack([mo[:, :ncore] @ mo[:, :ncore].T, mo[:, ncore : ncore + ncas] @ mo[:, ncore : ncore + ncas].T])
+    return lib.tag_array(dm, mo_coeff=np.stack([c_occ, c_occ]), mo_occ=occ)
+
+
+@pytest.mark.parametrize("df_float32", [False, True])
+def test_average_jk_computes_the_frozen_orbitals_once(df_float32):
+    """``frozen_core``: J/K of the frozen orbitals are computed in the first call and reused; every
+    call equals the J/K without freezing, and frozen orbitals that moved are refused."""
+    from smmflow.abinitio import configuration_average as cav
+    from smmflow.abinitio.settings import CasscfSettings
+    from smmflow.abinitio.solvers import average_jk, float32_df
+
+    mol, mf, _, _ = _small_df_casscf()
+    settings = CasscfSettings(df_float32=df_float32)
+    df32 = float32_df(mf, settings)
+    plain = average_jk(mf, settings, df32)
+    frozen = average_jk(mf, settings, df32, frozen=2)
+    ncore, ncas, nmo = 4, 3, mf.mo_coeff.shape[1]
+    rng = np.random.default_rng(1)
+    mo = mf.mo_coeff
+    calls = 0
+    for _ in range(3):
+        vj0, vk0 = plain(_average_dm(mo, ncore, ncas))
+        vj1, vk1 = frozen(_average_dm(mo, ncore, ncas))
+        calls += 1
+        tol = 1e-5 if df_float32 else 1e-10
+        np.testing.assert_allclose(vj1, vj0, atol=tol)
+        np.testing.assert_allclose(vk1, vk0, atol=tol)
+        k = rng.normal(scale=0.1, size=(nmo, nmo))
+        k[:2, :] = k[:, :2] = 0.0  # no rotation of the frozen orbitals
+        k = cav.nonredundant_mask(nmo, ncore, ncas, 2) * (k - k.T)
+        mo = mo @ cav._expm_antisymmetric(k - k.T).real
+    assert calls == 3 and not np.allclose(mo[:, 2:ncore], mf.mo_coeff[:, 2:ncore])
+    moved = mo.copy()
+    moved[:, [0, ncore]] = moved[:, [ncore, 0]]
+    with pytest.raises(ValueError, match="frozen orbitals moved"):
+        frozen(_average_dm(moved, ncore, ncas))
+
+
+def test_dy_frozen_core_must_be_the_n3_shells():
+    """The frozen Dy orbitals are checked to be 1s-3d (3 s, 6 p, 5 d by angular weight): a set with
+    a 4s-like orbital in place of a 3d one is refused."""
+    from pyscf import gto
+
+    from smmflow.abinitio import start_orbitals
+    from smmflow.abinitio.basis import basis_for_element
+    from smmflow.abinitio.settings import DY_FROZEN_CORE_ORBITALS, CasscfFailure
+
+    mol = gto.M(atom="Dy 0 0 0", basis={"Dy": basis_for_element("Dy", "x2c-SVPall")}, charge=3, spin=5, verbose=0)
+    s = mol.intor_symmetric("int1e_ovlp")
+    loc = mol.ao_loc_nr()
+    first = {l: [] for l in range(5)}
+    for b in range(mol.nbas):
+        first[mol.bas_angular(b)].extend(range(loc[b], loc[b + 1]))
+    def orbitals(n_s, n_p, n_d):
+        idx = first[0][:n_s] + first[1][:n_p] + first[2][:n_d]
+        c = np.zeros((mol.nao, len(idx)))
+        c[idx, range(len(idx))] = 1.0
+        return c / np.sqrt(np.einsum("mi,mn,ni->i", c, s, c))
+    assert DY_FROZEN_CORE_ORBITALS == 14
+    start_orbitals.check_dy_frozen_core(mol, orbitals(3, 6, 5))
+    with pytest.raises(CasscfFailure, match="not Dy 1s-3d"):
+        start_orbitals.check_dy_frozen_core(mol, orbitals(4, 6, 4))
+
+
+def test_pair_screened_float32_df_matches_the_unscreened_tensor():
+    """``df_pair_threshold``: AO pairs whose 3-centre integrals all lie below the threshold are not
+    stored; J/K of orbital blocks and the active-space ERIs then match the unscreened tensor to the
+    size of what was dropped, and the stored tensor really is smaller (built in several chunks)."""
+    from pyscf import df
+
+    mol, mf, _, _ = _small_df_casscf()
+    auxmol = df.addons.make_auxmol(mol, mf.with_df.auxbasis)
+    full = lowrank_df.Float32DF(mol, auxmol, max_memory_mb=0.2).build()
+    npair = mol.nao * (mol.nao + 1) // 2
+    for thr in (1e-8, 1e-4):
+        scr = lowrank_df.Float32DF(mol, auxmol, max_memory_mb=0.2, pair_threshold=thr).build()
+        assert scr.pairs is not None and 0 < len(scr.pairs) < npair
+        assert scr._cderi.shape == (full._cderi.shape[0], len(scr.pairs) + 1)
+        assert not scr._cderi[:, -1].any()
+        np.testing.assert_allclose(scr._cderi[:, :-1], full._cderi[:, scr.pairs], rtol=1e-6, atol=1e-12)  # same solve per pair
+        c = mf.mo_coeff
+        blocks = [c[:, :5], c[:, 5:7] * np.sqrt(0.5)]
+        vj, vk = lowrank_df.df_jk_of_orbitals(scr, blocks)
+        vj0, vk0 = lowrank_df.df_jk_of_orbitals(full, blocks)
+        err = max(np.abs(vj - vj0).max(), np.abs(vk - vk0).max())
+        assert err < 1e-8 if thr == 1e-8 else 1e-8 < err < 1e-3, (thr, err)
+        act = c[:, 3:7]
+        np.testing.assert_allclose(scr.active_eri(act), full.active_eri(act), atol=1e-5 if thr == 1e-8 else 0.1)
+    lfull = full.unpack(full._cderi[:3], np.empty((3, mol.nao, mol.nao), dtype=np.float32))
+    np.testing.assert_array_equal(lfull, np.swapaxes(lfull, 1, 2))

@@ -305,9 +305,12 @@ def df_jk_of_orbitals(with_df, orbitals: list[np.ndarray], max_memory_mb: float 
     buf = np.empty(blksize * nao * nao, dtype=dtype)
     xbuf = np.empty(blksize * nao * nf, dtype=dtype)
     fac = fac.astype(dtype)
-    blk64 = np.empty((blksize, nao * (nao + 1) // 2)) if single else None  # J in float64
+    if single:  # J in float64 over the stored (possibly screened) pair columns
+        dmtril = with_df.compact_pairs(dmtril)
+        vj = np.zeros_like(dmtril)
+    blk64 = np.empty((blksize, dmtril.shape[1])) if single else None
     # preallocated products: a fresh large array per block costs page faults (mmap'd allocations)
-    jbuf = np.empty((n, nao * (nao + 1) // 2))
+    jbuf = np.empty_like(vj)
     kbuf = np.empty((nao, nao), dtype=dtype)
     for cderi in with_df.loop(max(blksize, 64)):
         for p0 in range(0, cderi.shape[0], blksize):
@@ -318,7 +321,7 @@ def df_jk_of_orbitals(with_df, orbitals: list[np.ndarray], max_memory_mb: float 
                 np.copyto(b64, blk)
                 rho = dmtril @ b64.T
                 vj += np.matmul(rho, b64, out=jbuf)
-                lfull = unpack_tril_float32(blk, buf[: nb * nao * nao].reshape(nb, nao, nao)).reshape(nb * nao, nao)
+                lfull = with_df.unpack(blk, buf[: nb * nao * nao].reshape(nb, nao, nao)).reshape(nb * nao, nao)
             else:
                 rho = dmtril @ blk.T  # (n, nb)
                 vj += np.matmul(rho, blk, out=jbuf)
@@ -329,6 +332,8 @@ def df_jk_of_orbitals(with_df, orbitals: list[np.ndarray], max_memory_mb: float 
                 if xk.shape[0]:
                     # numpy uses a symmetric rank-k update (syrk) for A^T A
                     vk[k] += np.matmul(xk.T, xk, out=kbuf)
+    if single:
+        vj = with_df.expand_pairs(vj)
     return lib.unpack_tril(vj), vk
 
 
@@ -344,16 +349,24 @@ class Float32DF:
     measured and rejected: with the even-tempered Dy auxiliary set (metric condition number ~1e13) it
     moved KD2 by up to 0.22 % for no CPU gain (docs/casscf.md, "Float32 DF tensor").
 
+    ``pair_threshold`` > 0 screens AO pairs: a pair whose 3-centre integrals are all below it in
+    magnitude is not solved and not stored (``pairs``: the packed indices of the stored pairs; the
+    stored rows end with one zero column that stands for every screened pair when unpacking).
+
     PySCF-style: configure, then :meth:`build`; :meth:`loop` yields blocks of rows like
-    ``pyscf.df.DF.loop``. :meth:`active_eri` gives active-space ERIs accumulated in float64."""
+    ``pyscf.df.DF.loop`` (in the stored pair columns: :meth:`unpack`, :meth:`compact_pairs` and
+    :meth:`expand_pairs` translate). :meth:`active_eri` gives active-space ERIs accumulated in float64."""
 
     blockdim = 240
 
-    def __init__(self, mol, auxmol, max_memory_mb: float = 2000.0):
+    def __init__(self, mol, auxmol, max_memory_mb: float = 2000.0, pair_threshold: float = 0.0):
         self.mol = mol
         self.auxmol = auxmol
         self.max_memory_mb = max_memory_mb
+        self.pair_threshold = pair_threshold
+        self.pairs: np.ndarray | None = None  # None: every pair stored
         self._cderi: np.ndarray | None = None
+        self._unpack_index: np.ndarray | None = None
 
     def get_naoaux(self) -> int:
         if self._cderi is None:
@@ -385,6 +398,9 @@ class Float32DF:
         # float32 tensor (2.4 GB at 607 AOs: the default run's largest job peaked at 3.98 GB RSS
         # with 1/4, against casscf.mem_mb 4000)
         max_rows = max(64, int(0.1 * self.max_memory_mb * 1e6 / (8 * naux)))
+        thr = float(self.pair_threshold)
+        kept: list[np.ndarray] = []
+        q0 = 0  # stored columns so far
         sh0 = 0
         while sh0 < mol.nbas:
             sh1 = sh0 + 1
@@ -399,11 +415,58 @@ class Float32DF:
             # set) moved KD2 by up to 0.22 % (docs/casscf.md); rounding the solved factors does not
             x = np.asarray(ints.reshape(p1 - p0, naux), order="F")
             ints = None
-            x = scipy.linalg.blas.dtrsm(1.0, low, x, side=1, lower=1, trans_a=1, overwrite_b=1)
-            cderi[:, p0:p1] = x.T
+            if thr > 0:
+                keep = np.abs(x).max(axis=1) >= thr
+                kept.append(np.arange(p0, p1)[keep])
+                if not keep.all():
+                    x = np.asfortranarray(x[keep])
+            if len(x):
+                x = scipy.linalg.blas.dtrsm(1.0, low, x, side=1, lower=1, trans_a=1, overwrite_b=1)
+            cderi[:, q0 : q0 + len(x)] = x.T
+            q0 += len(x)
             sh0 = sh1
+        if thr > 0 and q0 < npair:
+            cderi = _shrink_columns(cderi, q0 + 1)  # + the zero column of the screened pairs
+            cderi[:, q0] = 0.0
+            self.pairs = np.concatenate(kept)
+        else:
+            self.pairs = None
         self._cderi = cderi
+        self._unpack_index = None
         return self
+
+    def unpack(self, blk: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Rows ``blk`` of :meth:`loop` as full symmetric (nb, nao, nao) float32 matrices in ``out``
+        (zeros at the screened pairs)."""
+        if self._unpack_index is None:
+            tril = _tril_index(self.mol.nao)
+            if self.pairs is None:
+                self._unpack_index = tril
+            else:
+                npair = self.mol.nao * (self.mol.nao + 1) // 2
+                slot = np.full(npair, len(self.pairs))  # the zero column
+                slot[self.pairs] = np.arange(len(self.pairs))
+                self._unpack_index = slot[tril]
+        np.take(blk, self._unpack_index, axis=1, out=out.reshape(len(blk), -1))
+        return out
+
+    def compact_pairs(self, packed: np.ndarray) -> np.ndarray:
+        """Packed lower-triangular matrices (n, npair) restricted to the stored pair columns (the
+        zero column included)."""
+        if self.pairs is None:
+            return packed
+        out = np.zeros((packed.shape[0], len(self.pairs) + 1))
+        out[:, :-1] = packed[:, self.pairs]
+        return out
+
+    def expand_pairs(self, stored: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`compact_pairs`: (n, stored columns) -> (n, npair), zero at screened pairs."""
+        if self.pairs is None:
+            return stored
+        nao = self.mol.nao
+        out = np.zeros((stored.shape[0], nao * (nao + 1) // 2))
+        out[:, self.pairs] = stored[:, :-1]
+        return out
 
     def loop(self, blksize: int | None = None):
         if self._cderi is None:
@@ -414,16 +477,27 @@ class Float32DF:
 
     def active_eri(self, c_act: np.ndarray) -> np.ndarray:
         """``(uv|wx)`` of the orbitals ``c_act`` (nao, n), (n^2, n^2), accumulated in float64."""
-        from pyscf import lib
-
         nao, n = c_act.shape
         naux = self.get_naoaux()
         pa = np.empty((naux, n * n))
         blksize = max(1, int(50e6 / (8 * nao * nao)))  # ~50 MB of unpacked float64 factors at a time
+        buf = np.empty((blksize, nao, nao), dtype=np.float32)
         for p0, blk in zip(range(0, naux, blksize), self.loop(blksize)):
-            lfull = lib.unpack_tril(np.asarray(blk, dtype=np.float64))  # (nb, nao, nao)
+            lfull = self.unpack(blk, buf[: len(blk)]).astype(np.float64)  # (nb, nao, nao)
             pa[p0 : p0 + len(blk)] = np.einsum("mu,pmn,nv->puv", c_act, lfull, c_act, optimize=True).reshape(len(blk), n * n)
         return pa.T @ pa
+
+
+def _shrink_columns(a: np.ndarray, ncol: int) -> np.ndarray:
+    """The first ``ncol`` columns of the C-ordered 2-D array ``a`` as a new array that reuses ``a``'s
+    memory (rows moved in place, the buffer then shrunk): no second copy of a multi-GB tensor."""
+    nrow, ncol0 = a.shape
+    flat = a.reshape(-1)
+    for r in range(1, nrow):
+        flat[r * ncol : (r + 1) * ncol] = flat[r * ncol0 : r * ncol0 + ncol]
+    del flat
+    a.resize((nrow * ncol,), refcheck=False)
+    return a.reshape(nrow, ncol)
 
 
 @functools.lru_cache(maxsize=4)

@@ -98,7 +98,7 @@ def run_average_casscf(mf, mo0: np.ndarray, ncore: int, settings: CasscfSettings
         conv_tol, conv_tol_grad = settings.conv_tol, settings.conv_tol_grad
     df32 = float32_df(mf, settings)
     res = cav.optimise_average_orbitals(
-        h, average_jk(mf, settings, df32), mo0, ncore, NCAS, NELECAS, mf.energy_nuc(),
+        h, average_jk(mf, settings, df32, frozen=frozen), mo0, ncore, NCAS, NELECAS, mf.energy_nuc(),
         conv_tol=conv_tol, conv_tol_grad=conv_tol_grad,
         max_cycle=settings.max_cycle_average, frozen=frozen, callback=callback)
     history = [dict(h_, macro=h_["iteration"], solver="average") for h_ in res.history]
@@ -121,28 +121,47 @@ def float32_df(mf, settings: CasscfSettings) -> Float32DF | None:
     from pyscf import df
 
     auxmol = df.addons.make_auxmol(mf.mol, with_df.auxbasis)
-    return Float32DF(mf.mol, auxmol, settings.max_memory_mb)
+    return Float32DF(mf.mol, auxmol, settings.max_memory_mb, pair_threshold=settings.df_pair_threshold)
 
 
-def average_jk(mf, settings: CasscfSettings, df32: Float32DF | None = None):
+def average_jk(mf, settings: CasscfSettings, df32: Float32DF | None = None, frozen: int = 0):
     """``get_jk(dm)`` for :func:`configuration_average.average_energy_terms`: densities tagged with
     their orbitals; density-fitted SCF objects go through :func:`lowrank_df.df_jk_of_orbitals`
     (one pass over the DF factors for the core and active densities; same numbers as PySCF's
     occupied-orbital path, tested), with the float32 tensor ``df32`` when given; others through
-    ``mf.get_jk``."""
+    ``mf.get_jk``.
+
+    ``frozen``: the first ``frozen`` core orbitals never move (the optimiser does not rotate them),
+    so J and K of their density are computed once, in the first pass as a block of their own, and
+    added to the core J/K of every later call; a call whose frozen orbitals differ from the cached
+    ones (beyond 1e-10) raises ``ValueError`` instead of returning a wrong J/K."""
     mol = mf.mol
     with_df = getattr(mf, "with_df", None)
     if with_df is None:
         return lambda dm: mf.get_jk(mol, dm)
     if df32 is not None:
         with_df = df32
+    cache: dict = {}
 
     def jk(dm):
         occ = dm.mo_occ
         blocks = [dm.mo_coeff[k][:, occ[k] > 0] * np.sqrt(occ[k][occ[k] > 0]) for k in range(len(occ))]
         if with_df._cderi is None:
             with_df.build()
-        return df_jk_of_orbitals(with_df, blocks, settings.max_memory_mb)
+        if not frozen:
+            return df_jk_of_orbitals(with_df, blocks, settings.max_memory_mb)
+        c_frozen, blocks[0] = blocks[0][:, :frozen], blocks[0][:, frozen:]
+        if "c" not in cache:
+            vj, vk = df_jk_of_orbitals(with_df, [c_frozen, *blocks], settings.max_memory_mb)
+            cache.update(c=c_frozen.copy(), j=vj[0], k=vk[0])
+            vj, vk = vj[1:], vk[1:]
+        else:
+            if np.abs(c_frozen - cache["c"]).max() > 1e-10:
+                raise ValueError("frozen orbitals moved: their cached J/K no longer apply")
+            vj, vk = df_jk_of_orbitals(with_df, blocks, settings.max_memory_mb)
+        vj[0] += cache["j"]
+        vk[0] += cache["k"]
+        return vj, vk
 
     return jk
 

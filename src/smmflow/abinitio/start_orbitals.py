@@ -13,6 +13,7 @@ from smmflow.abinitio.molecule import add_point_charge_potential, auxbasis_map, 
 from smmflow.abinitio.regions import QuantumRegion
 from smmflow.abinitio.settings import (
     DY_CORE_ORBITALS,
+    DY_FROZEN_CORE_ORBITALS,
     DY_INNER_CORE_ORBITALS,
     NCAS,
     CasscfFailure,
@@ -152,6 +153,24 @@ def _fragment_orbitals(env, region: QuantumRegion, groups, settings: CasscfSetti
     return np.hstack(cores + valence + virtuals), nocc, conv
 
 
+def check_dy_frozen_core(mol, c_frozen: np.ndarray) -> None:
+    """The free-ion orbitals to be frozen must be Dy's n <= 3 shells (1s 2s 2p 3s 3p 3d: 3 s-, 6 p- and
+    5 d-type orbitals, by their Mulliken weight per angular momentum on the Dy AOs of ``mol``, atom 0);
+    raises ``CasscfFailure`` otherwise (e.g. a free-ion reference whose core is not in energy order)."""
+    nao_dy = c_frozen.shape[0]
+    s = mol.intor_symmetric("int1e_ovlp")[:nao_dy, :nao_dy]
+    ang = np.zeros(nao_dy, dtype=int)
+    loc = mol.ao_loc_nr()
+    for b in range(mol.nbas):
+        if mol.bas_atom(b) == 0:
+            ang[loc[b] : loc[b + 1]] = mol.bas_angular(b)
+    pop = c_frozen * (s @ c_frozen)  # (nao_dy, n) Mulliken populations of each orbital
+    dominant = [int(np.argmax([pop[ang == l, i].sum() for l in range(4)])) for i in range(c_frozen.shape[1])]
+    counts = tuple(dominant.count(l) for l in range(3))
+    if counts != (3, 6, 5) or len(dominant) != sum(counts):
+        raise CasscfFailure(f"free-ion core orbitals are not Dy 1s-3d (s/p/d counts {counts}): cannot freeze them")
+
+
 def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, settings: CasscfSettings,
                              with_df=None) -> tuple[np.ndarray, int, dict]:
     """Start orbitals (core | 4f | virtual) and ncore for a complex whose atom 0 is Dy.
@@ -207,21 +226,29 @@ def ion_plus_fragments_start(mol, ref: FreeIonReference, region: QuantumRegion, 
         return np.hstack(cols)
 
     s = mol.intor_symmetric("int1e_ovlp")
-    # inner cores first (Dy 1s-4d, ligand-atom 1s...: frozen in SA-CASSCF when frozen_core), then
-    # Dy 5s5p and the ligand valence; the ligand-shell orbitals list the inner cores first (energy
-    # order of one RHF, or every fragment's cores first)
     n_env_core = sum(inner_core_orbitals(int(z)) for z in env.atom_charges())
     if n_env_core > nocc_env:
         raise CasscfFailure("ligand shell has fewer electrons than inner-core orbitals")
-    nin = DY_INNER_CORE_ORBITALS
-    occ = _lowdin(
-        np.hstack([
-            embed(c_dy[:, :nin]), embed(block_env=c_env[:, :n_env_core]),
-            embed(c_dy[:, nin:DY_CORE_ORBITALS]), embed(block_env=c_env[:, n_env_core:nocc_env]),
-        ]),
-        s,
-    )
-    info["n_frozen"] = nin + n_env_core if settings.frozen_core else 0
+    # the ligand-shell orbitals list the inner cores first (energy order of one RHF, or every
+    # fragment's cores first)
+    env_inner = embed(block_env=c_env[:, :n_env_core])
+    env_valence = embed(block_env=c_env[:, n_env_core:nocc_env])
+    if settings.frozen_core:
+        # Dy 1s-3d exactly as in the free ion, then the ligand inner cores orthogonalised to them:
+        # both frozen (their J/K computed once); Dy 4s-5p and the ligand valence orthogonalised to
+        # the frozen orbitals and among themselves
+        nfz = DY_FROZEN_CORE_ORBITALS
+        check_dy_frozen_core(mol, c_dy[:, :nfz])
+        dy_frozen = embed(c_dy[:, :nfz])
+        frozen = np.hstack([dy_frozen, _lowdin(_project_out(env_inner, dy_frozen, s), s)])
+        rest = np.hstack([embed(c_dy[:, nfz:DY_CORE_ORBITALS]), env_valence])
+        occ = np.hstack([frozen, _lowdin(_project_out(rest, frozen, s), s)])
+        info["n_frozen"] = nfz + n_env_core
+    else:
+        # one Loewdin orthogonalisation of all occupied orbitals (the start before frozen_core)
+        nin = DY_INNER_CORE_ORBITALS
+        occ = _lowdin(np.hstack([embed(c_dy[:, :nin]), env_inner, embed(c_dy[:, nin:DY_CORE_ORBITALS]), env_valence]), s)
+        info["n_frozen"] = 0
     act = _lowdin(_project_out(embed(c_dy[:, DY_CORE_ORBITALS : DY_CORE_ORBITALS + NCAS]), occ, s), s)
     vir = embed(c_dy[:, DY_CORE_ORBITALS + NCAS :], c_env[:, nocc_env:])
     vir = _project_out(vir, occ, s)
