@@ -513,10 +513,17 @@ def test_float32_df_tensor_reproduces_the_float64_integrals():
     mol, mf, _, _ = _small_df_casscf()
     ref = mf.with_df
     auxmol = df.addons.make_auxmol(mol, ref.auxbasis)
-    f32 = lowrank_df.Float32DF(mol, auxmol, max_memory_mb=0.2).build()  # a few hundred pairs per chunk
-    assert f32._cderi.dtype == np.float32 and f32._cderi.shape == ref._cderi.shape
-    eri64 = ref._cderi.T @ ref._cderi
-    eri32 = f32._cderi.T.astype(np.float64) @ f32._cderi.astype(np.float64)
+    f32 = lowrank_df.Float32DF(mol, auxmol, max_memory_mb=0.2)  # a few hundred pairs per chunk
+    f32.tile_aos = 8  # several tiles, several chunks per block row
+    f32.build()
+    assert len(f32.edges) > 4 and all(t.dtype == np.float32 for t in f32.tiles.values())
+    dense = f32.dense().reshape(f32.naux, -1)
+    assert dense.shape[0] == ref._cderi.shape[0]
+    from pyscf import lib
+
+    ref_dense = lib.unpack_tril(ref._cderi).reshape(f32.naux, -1)
+    eri64 = ref_dense.T @ ref_dense
+    eri32 = dense.T.astype(np.float64) @ dense.astype(np.float64)
     err = np.abs(eri32 - eri64).max() / np.abs(eri64).max()
     assert 1e-12 < err < 1e-6, err  # float32 round-off: not zero, not more
     c = mf.mo_coeff
@@ -635,27 +642,40 @@ def test_dy_frozen_core_must_be_the_n3_shells():
 
 def test_pair_screened_float32_df_matches_the_unscreened_tensor():
     """``df_pair_threshold``: AO pairs whose 3-centre integrals all lie below the threshold are not
-    stored; J/K of orbital blocks and the active-space ERIs then match the unscreened tensor to the
-    size of what was dropped, and the stored tensor really is smaller (built in several chunks)."""
-    from pyscf import df
+    solved (zero factors), tiles left without pairs are not stored; J/K of orbital blocks and the
+    active-space ERIs then match the unscreened tensor to the size of what was dropped, and the
+    kept pairs carry the unscreened factors (built in several chunks and tiles)."""
+    from pyscf import df, gto
 
-    mol, mf, _, _ = _small_df_casscf()
-    auxmol = df.addons.make_auxmol(mol, mf.with_df.auxbasis)
-    full = lowrank_df.Float32DF(mol, auxmol, max_memory_mb=0.2).build()
-    npair = mol.nao * (mol.nao + 1) // 2
+    water = [("O", (0.0, 0.0, 0.0)), ("H", (0.0, 0.76, 0.58)), ("H", (0.0, -0.76, 0.58))]
+    near = [(sym, (x + 3.0, y, z)) for sym, (x, y, z) in water]
+    far = [(sym, (x + 15.0, y, z)) for sym, (x, y, z) in water]  # pairs across 12 A are negligible
+    mol = gto.M(atom=water + near + far, basis="6-31g", verbose=0)
+    auxmol = df.addons.make_auxmol(mol, "def2-universal-jkfit")
+
+    def build(thr):
+        t = lowrank_df.Float32DF(mol, auxmol, max_memory_mb=0.2, pair_threshold=thr)
+        t.tile_aos = 8
+        return t.build()
+
+    full = build(0.0)
+    assert full.n_screened_pairs == 0 and len(full.tiles) == len(full.edges) * (len(full.edges) - 1) // 2
+    rng = np.random.default_rng(1)
+    c = np.linalg.qr(rng.standard_normal((mol.nao, mol.nao)))[0]
+    blocks = [c[:, :5], c[:, 5:7] * np.sqrt(0.5)]
+    vj0, vk0 = full.jk_of_orbitals(blocks)
+    d_full = full.dense()
+    np.testing.assert_array_equal(d_full, np.swapaxes(d_full, 1, 2))
     for thr in (1e-8, 1e-4):
-        scr = lowrank_df.Float32DF(mol, auxmol, max_memory_mb=0.2, pair_threshold=thr).build()
-        assert scr.pairs is not None and 0 < len(scr.pairs) < npair
-        assert scr._cderi.shape == (full._cderi.shape[0], len(scr.pairs) + 1)
-        assert not scr._cderi[:, -1].any()
-        np.testing.assert_allclose(scr._cderi[:, :-1], full._cderi[:, scr.pairs], rtol=1e-6, atol=1e-12)  # same solve per pair
-        c = mf.mo_coeff
-        blocks = [c[:, :5], c[:, 5:7] * np.sqrt(0.5)]
-        vj, vk = lowrank_df.df_jk_of_orbitals(scr, blocks)
-        vj0, vk0 = lowrank_df.df_jk_of_orbitals(full, blocks)
+        scr = build(thr)
+        assert 0 < scr.n_screened_pairs < scr.n_pairs
+        assert len(scr.tiles) < len(full.tiles)  # tiles between the far molecule and the others hold no pair
+        d_scr = scr.dense()
+        kept = np.abs(d_scr).max(axis=0) > 0
+        assert 0 < kept.sum() < kept.size
+        np.testing.assert_allclose(d_scr[:, kept], d_full[:, kept], rtol=1e-6, atol=1e-12)  # same solve per pair
+        vj, vk = scr.jk_of_orbitals(blocks)
         err = max(np.abs(vj - vj0).max(), np.abs(vk - vk0).max())
-        assert err < 1e-8 if thr == 1e-8 else 1e-8 < err < 1e-3, (thr, err)
+        assert err < 1e-7 if thr == 1e-8 else 1e-8 < err < 1e-2, (thr, err)
         act = c[:, 3:7]
         np.testing.assert_allclose(scr.active_eri(act), full.active_eri(act), atol=1e-5 if thr == 1e-8 else 0.1)
-    lfull = full.unpack(full._cderi[:3], np.empty((3, mol.nao, mol.nao), dtype=np.float32))
-    np.testing.assert_array_equal(lfull, np.swapaxes(lfull, 1, 2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,8 +281,10 @@ def df_jk_of_orbitals(with_df, orbitals: list[np.ndarray], max_memory_mb: float 
     densities; tested), cheaper: per block of auxiliary functions the factors ``C^T L_P`` of all
     blocks come from one GEMM on the unpacked ``L_P`` (factor-major layout, as in
     :meth:`LowRankDFCASSCF.update_jk_in_ah`), and ``K_k = sum_P (L_P C_k)(L_P C_k)^T`` is a
-    symmetric rank-k update (``dsyrk``: half the flops of PySCF's GEMM). With a :class:`Float32DF`
-    the exchange GEMMs run in float32 (block results summed in float64) and J in float64."""
+    symmetric rank-k update (``dsyrk``: half the flops of PySCF's GEMM). A :class:`Float32DF`
+    does the same on its float32 tiles (:meth:`Float32DF.jk_of_orbitals`)."""
+    if isinstance(with_df, Float32DF):
+        return with_df.jk_of_orbitals(orbitals)
     from pyscf import lib
 
     nao = orbitals[0].shape[0]
@@ -300,78 +301,82 @@ def df_jk_of_orbitals(with_df, orbitals: list[np.ndarray], max_memory_mb: float 
     # small blocks: the unpacked L_P of a block (blksize nao^2 doubles) stays in cache; unpacking
     # a large block is memory-bound and costs as much as the GEMMs
     blksize = max(1, min(with_df.blockdim, int(4e6 / (8 * nao * nao))))
-    single = isinstance(with_df, Float32DF)  # float32 factors: float32 exchange GEMMs
-    dtype = np.float32 if single else np.float64
-    buf = np.empty(blksize * nao * nao, dtype=dtype)
-    xbuf = np.empty(blksize * nao * nf, dtype=dtype)
-    fac = fac.astype(dtype)
-    if single:  # J in float64 over the stored (possibly screened) pair columns
-        dmtril = with_df.compact_pairs(dmtril)
-        vj = np.zeros_like(dmtril)
-    blk64 = np.empty((blksize, dmtril.shape[1])) if single else None
+    buf = np.empty(blksize * nao * nao)
+    xbuf = np.empty(blksize * nao * nf)
     # preallocated products: a fresh large array per block costs page faults (mmap'd allocations)
     jbuf = np.empty_like(vj)
-    kbuf = np.empty((nao, nao), dtype=dtype)
+    kbuf = np.empty((nao, nao))
     for cderi in with_df.loop(max(blksize, 64)):
         for p0 in range(0, cderi.shape[0], blksize):
             blk = cderi[p0 : p0 + blksize]
             nb = blk.shape[0]
-            if single:
-                b64 = blk64[:nb]
-                np.copyto(b64, blk)
-                rho = dmtril @ b64.T
-                vj += np.matmul(rho, b64, out=jbuf)
-                lfull = with_df.unpack(blk, buf[: nb * nao * nao].reshape(nb, nao, nao)).reshape(nb * nao, nao)
-            else:
-                rho = dmtril @ blk.T  # (n, nb)
-                vj += np.matmul(rho, blk, out=jbuf)
-                lfull = lib.unpack_tril(blk, out=buf[: nb * nao * nao].reshape(nb, nao, nao)).reshape(nb * nao, nao)
+            rho = dmtril @ blk.T  # (n, nb)
+            vj += np.matmul(rho, blk, out=jbuf)
+            lfull = lib.unpack_tril(blk, out=buf[: nb * nao * nao].reshape(nb, nao, nao)).reshape(nb * nao, nao)
             x = np.matmul(fac.T, lfull.T, out=xbuf[: nf * nb * nao].reshape(nf, nb * nao))  # [i, P, nu]
             for k in range(n):
                 xk = x[bounds[k] : bounds[k + 1]].reshape((bounds[k + 1] - bounds[k]) * nb, nao)
                 if xk.shape[0]:
                     # numpy uses a symmetric rank-k update (syrk) for A^T A
                     vk[k] += np.matmul(xk.T, xk, out=kbuf)
-    if single:
-        vj = with_df.expand_pairs(vj)
     return lib.unpack_tril(vj), vk
 
 
 class Float32DF:
     """Cholesky-factorised density-fitting tensor ``B = L^-1 (P|mn)`` (``L L^T`` the Coulomb
-    metric of the auxiliary basis, AO pairs packed lower-triangular) stored in float32, for the
-    configuration-average orbital optimisation of the embedded/full tiers.
+    metric of the auxiliary basis) stored in float32 as dense tiles, for the configuration-average
+    orbital optimisation of the embedded/full tiers.
 
     The 3-centre integrals, the metric, its Cholesky factor and the triangular solve are float64
     (as in ``pyscf.df.incore.cholesky_eri``); only the solved factors are rounded to float32. That
-    halves the tensor's memory and memory traffic, and :func:`df_jk_of_orbitals` then runs the
-    exchange GEMMs in single precision (~1.45x faster per orbital iteration). A float32 *solve* was
-    measured and rejected: with the even-tempered Dy auxiliary set (metric condition number ~1e13) it
-    moved KD2 by up to 0.22 % for no CPU gain (docs/casscf.md, "Float32 DF tensor").
+    halves the tensor's memory and memory traffic, and :meth:`jk_of_orbitals` runs the exchange
+    GEMMs in single precision. A float32 *solve* was measured and rejected: with the even-tempered
+    Dy auxiliary set (metric condition number ~1e13) it moved KD2 by up to 0.22 % for no CPU gain
+    (docs/casscf.md, "Float32 DF tensor").
+
+    Layout: the AOs are split at shell boundaries into blocks of about :attr:`tile_aos`; tile
+    ``(I, J)``, ``I >= J``, holds ``B_P`` restricted to AO block I x AO block J as an (naux, bI, bJ)
+    array (diagonal tiles in full, symmetric). The GEMMs of a J/K build read the tiles directly, so
+    no packed-to-square unpacking is needed in any orbital iteration.
 
     ``pair_threshold`` > 0 screens AO pairs: a pair whose 3-centre integrals are all below it in
-    magnitude is not solved and not stored (``pairs``: the packed indices of the stored pairs; the
-    stored rows end with one zero column that stands for every screened pair when unpacking).
+    magnitude is not solved and its factors are zero; a tile with no pair left is not stored, and
+    its GEMMs are skipped (``n_screened_pairs``, ``n_pairs`` count them).
 
-    PySCF-style: configure, then :meth:`build`; :meth:`loop` yields blocks of rows like
-    ``pyscf.df.DF.loop`` (in the stored pair columns: :meth:`unpack`, :meth:`compact_pairs` and
-    :meth:`expand_pairs` translate). :meth:`active_eri` gives active-space ERIs accumulated in float64."""
+    PySCF-style: configure, then :meth:`build`; :meth:`jk_of_orbitals` and :meth:`active_eri` use
+    it; :meth:`dense` gives the (naux, nao, nao) factors of small test molecules."""
 
     blockdim = 240
+    #: AOs per tile edge (whole shells): fewer, larger GEMMs against the waste of the full diagonal
+    #: tiles and the granularity of screening
+    tile_aos = 64
+    #: auxiliary functions per batch of tile GEMMs in a J/K build
+    aux_batch = 32
 
     def __init__(self, mol, auxmol, max_memory_mb: float = 2000.0, pair_threshold: float = 0.0):
         self.mol = mol
         self.auxmol = auxmol
         self.max_memory_mb = max_memory_mb
         self.pair_threshold = pair_threshold
-        self.pairs: np.ndarray | None = None  # None: every pair stored
-        self._cderi: np.ndarray | None = None
-        self._unpack_index: np.ndarray | None = None
+        self.edges: np.ndarray | None = None  # AO block boundaries
+        self.tiles: dict[tuple[int, int], np.ndarray] = {}
+        self.naux = 0
+        self.n_pairs = 0
+        self.n_screened_pairs = 0
+        self._cderi = None  # set to the tiles by build (the attribute average_jk tests)
 
     def get_naoaux(self) -> int:
         if self._cderi is None:
             self.build()
-        return self._cderi.shape[0]
+        return self.naux
+
+    def _block_shells(self) -> list[int]:
+        ao_loc = self.mol.ao_loc_nr()
+        bounds = [0]
+        for sh in range(1, self.mol.nbas):
+            if ao_loc[sh + 1] - ao_loc[bounds[-1]] > self.tile_aos:
+                bounds.append(sh)
+        return bounds + [self.mol.nbas]
 
     def build(self) -> Float32DF:
         import scipy.linalg
@@ -385,131 +390,176 @@ class Float32DF:
             raise ValueError("auxiliary-basis metric is not positive definite (linear dependence); "
                              "use the float64 DF path (df_float32: false)") from exc
         low = np.asarray(low, order="F")
-        naux = low.shape[0]
-        nao = mol.nao
-        npair = nao * (nao + 1) // 2
-        cderi = np.empty((naux, npair), dtype=np.float32)
+        self.naux = naux = low.shape[0]
         intor = mol._add_suffix("int3c2e")
         atm, bas, env = gto.mole.conc_env(mol._atm, mol._bas, mol._env, auxmol._atm, auxmol._bas, auxmol._env)
         cintopt = gto.moleintor.make_cintopt(atm, bas, env, intor)
         ao_loc = mol.ao_loc_nr()
+        bshell = self._block_shells()
+        self.edges = edges = ao_loc[bshell]
         # rows (AO pairs) per chunk: the float64 integrals of a chunk (solved in place; getints3c
         # returns them Fortran-ordered, so no copy) in ~1/10 of the memory budget, beside the
         # float32 tensor (2.4 GB at 607 AOs: the default run's largest job peaked at 3.98 GB RSS
         # with 1/4, against casscf.mem_mb 4000)
         max_rows = max(64, int(0.1 * self.max_memory_mb * 1e6 / (8 * naux)))
         thr = float(self.pair_threshold)
-        kept: list[np.ndarray] = []
-        q0 = 0  # stored columns so far
-        sh0 = 0
-        while sh0 < mol.nbas:
-            sh1 = sh0 + 1
-            while sh1 < mol.nbas and (ao_loc[sh1 + 1] * (ao_loc[sh1 + 1] + 1) - ao_loc[sh0] * (ao_loc[sh0] + 1)) // 2 <= max_rows:
-                sh1 += 1
-            p0 = ao_loc[sh0] * (ao_loc[sh0] + 1) // 2
-            p1 = ao_loc[sh1] * (ao_loc[sh1] + 1) // 2
-            ints = gto.moleintor.getints3c(intor, atm, bas, env, (sh0, sh1, 0, mol.nbas, mol.nbas, mol.nbas + auxmol.nbas),
-                                           1, "s2ij", None, cintopt)
-            # x L^-T = (L^-1 x^T)^T: the fitted factors of these AO pairs, as rows
-            # in float64: a float32 solve with this metric (condition number ~1e13 with the ETB Dy
-            # set) moved KD2 by up to 0.22 % (docs/casscf.md); rounding the solved factors does not
-            x = np.asarray(ints.reshape(p1 - p0, naux), order="F")
-            ints = None
-            if thr > 0:
-                keep = np.abs(x).max(axis=1) >= thr
-                kept.append(np.arange(p0, p1)[keep])
-                if not keep.all():
-                    x = np.asfortranarray(x[keep])
-            if len(x):
-                x = scipy.linalg.blas.dtrsm(1.0, low, x, side=1, lower=1, trans_a=1, overwrite_b=1)
-            cderi[:, q0 : q0 + len(x)] = x.T
-            q0 += len(x)
-            sh0 = sh1
-        if thr > 0 and q0 < npair:
-            cderi = _shrink_columns(cderi, q0 + 1)  # + the zero column of the screened pairs
-            cderi[:, q0] = 0.0
-            self.pairs = np.concatenate(kept)
-        else:
-            self.pairs = None
-        self._cderi = cderi
-        self._unpack_index = None
+        self.tiles = {}
+        self.n_pairs = mol.nao * (mol.nao + 1) // 2
+        self.n_screened_pairs = 0
+        for blk in range(len(bshell) - 1):
+            e0, e1 = int(edges[blk]), int(edges[blk + 1])
+            row = [np.zeros((naux, e1 - e0, int(edges[j + 1] - edges[j])), dtype=np.float32) for j in range(blk + 1)]
+            kept_in = np.zeros(blk + 1, dtype=int)  # kept pairs per tile of this block row
+            sh0 = bshell[blk]
+            while sh0 < bshell[blk + 1]:
+                sh1 = sh0 + 1
+                while sh1 < bshell[blk + 1] and (ao_loc[sh1 + 1] * (ao_loc[sh1 + 1] + 1) - ao_loc[sh0] * (ao_loc[sh0] + 1)) // 2 <= max_rows:
+                    sh1 += 1
+                m0, m1 = int(ao_loc[sh0]), int(ao_loc[sh1])
+                p0 = m0 * (m0 + 1) // 2
+                ints = gto.moleintor.getints3c(intor, atm, bas, env, (sh0, sh1, 0, mol.nbas, mol.nbas, mol.nbas + auxmol.nbas),
+                                               1, "s2ij", None, cintopt)
+                # x L^-T = (L^-1 x^T)^T: the fitted factors of these AO pairs, as rows
+                x = np.asarray(ints.reshape(-1, naux), order="F")
+                ints = None
+                npair = x.shape[0]
+                slot = np.arange(npair)
+                if thr > 0:
+                    keep = np.abs(x).max(axis=1) >= thr
+                    if not keep.all():
+                        x = np.asfortranarray(x[keep])
+                        slot = np.full(npair, len(x))  # screened pairs read the zero column
+                        slot[keep] = np.arange(len(x))
+                    self.n_screened_pairs += npair - len(x)
+                else:
+                    keep = np.ones(npair, dtype=bool)
+                if len(x):
+                    x = scipy.linalg.blas.dtrsm(1.0, low, x, side=1, lower=1, trans_a=1, overwrite_b=1)
+                xz = np.zeros((naux, len(x) + 1), dtype=np.float32)  # + the zero column
+                xz[:, : len(x)] = x.T
+                x = None
+                # square rows m0..m1 of the lower triangle (n <= m; n > m and screened pairs: zero)
+                m, n = np.indices((m1 - m0, e1))
+                m = m + m0
+                lower = n <= m
+                packed = np.where(lower, m * (m + 1) // 2 + n - p0, 0)
+                take = np.where(lower, slot[packed], len(xz[0]) - 1).ravel()
+                kept = np.where(lower, keep[packed], False)
+                sq = np.take(xz, take, axis=1).reshape(naux, m1 - m0, e1)
+                xz = None
+                for j in range(blk + 1):
+                    j0, j1 = int(edges[j]), int(edges[j + 1])
+                    row[j][:, m0 - e0 : m1 - e0, :] = sq[:, :, j0:j1]
+                    kept_in[j] += int(kept[:, j0:j1].sum())
+                sq = None
+                sh0 = sh1
+            diag = row[blk]  # lower triangle filled: symmetrise in place, a batch of P at a time
+            idx = np.arange(e1 - e0)
+            for q0 in range(0, naux, 64):
+                t = diag[q0 : q0 + 64]
+                t += np.swapaxes(t, 1, 2).copy()
+                t[:, idx, idx] *= 0.5
+            for j in range(blk + 1):
+                if kept_in[j]:
+                    self.tiles[(blk, j)] = row[j]
+            row = None
+        self._cderi = self.tiles
         return self
 
-    def unpack(self, blk: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Rows ``blk`` of :meth:`loop` as full symmetric (nb, nao, nao) float32 matrices in ``out``
-        (zeros at the screened pairs)."""
-        if self._unpack_index is None:
-            tril = _tril_index(self.mol.nao)
-            if self.pairs is None:
-                self._unpack_index = tril
-            else:
-                npair = self.mol.nao * (self.mol.nao + 1) // 2
-                slot = np.full(npair, len(self.pairs))  # the zero column
-                slot[self.pairs] = np.arange(len(self.pairs))
-                self._unpack_index = slot[tril]
-        np.take(blk, self._unpack_index, axis=1, out=out.reshape(len(blk), -1))
-        return out
+    def _tile_slices(self, i: int, j: int) -> tuple[slice, slice]:
+        e = self.edges
+        return slice(int(e[i]), int(e[i + 1])), slice(int(e[j]), int(e[j + 1]))
 
-    def compact_pairs(self, packed: np.ndarray) -> np.ndarray:
-        """Packed lower-triangular matrices (n, npair) restricted to the stored pair columns (the
-        zero column included)."""
-        if self.pairs is None:
-            return packed
-        out = np.zeros((packed.shape[0], len(self.pairs) + 1))
-        out[:, :-1] = packed[:, self.pairs]
-        return out
-
-    def expand_pairs(self, stored: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`compact_pairs`: (n, stored columns) -> (n, npair), zero at screened pairs."""
-        if self.pairs is None:
-            return stored
-        nao = self.mol.nao
-        out = np.zeros((stored.shape[0], nao * (nao + 1) // 2))
-        out[:, self.pairs] = stored[:, :-1]
-        return out
-
-    def loop(self, blksize: int | None = None):
+    def dense(self) -> np.ndarray:
+        """The factors as (naux, nao, nao) float32 (small test molecules only)."""
         if self._cderi is None:
             self.build()
-        blksize = blksize or self.blockdim
-        for p0 in range(0, self._cderi.shape[0], blksize):
-            yield self._cderi[p0 : p0 + blksize]
+        nao = self.mol.nao
+        out = np.zeros((self.naux, nao, nao), dtype=np.float32)
+        for (i, j), t in self.tiles.items():
+            si, sj = self._tile_slices(i, j)
+            out[:, si, sj] = t
+            out[:, sj, si] = np.swapaxes(t, 1, 2)
+        return out
+
+    def jk_of_orbitals(self, orbitals: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """J and K (each (n, nao, nao), float64) of the densities ``C_k C_k^T`` of the orbital blocks
+        ``orbitals`` in one pass over the tiles (see :func:`df_jk_of_orbitals`): per batch of
+        auxiliary functions, ``X_P = L_P C`` from the tile GEMMs in float32 (transposed tiles for the
+        upper blocks) and ``K_k += X_kP X_kP^T`` (float32 product, float64 sum); J from the tiles
+        cast to float64."""
+        if self._cderi is None:
+            self.build()
+        nao = self.mol.nao
+        n = len(orbitals)
+        bounds = np.concatenate([[0], np.cumsum([c.shape[1] for c in orbitals])]).astype(int)
+        fac = np.asarray(np.hstack(orbitals), dtype=np.float32)
+        nf = fac.shape[1]
+        dms = [c @ c.T for c in orbitals]
+        keys = list(self.tiles)
+        # per tile, the densities' block (n, bI*bJ) in float64, off-diagonal tiles counted twice
+        dtile = {}
+        for i, j in keys:
+            si, sj = self._tile_slices(i, j)
+            w = 1.0 if i == j else 2.0
+            dtile[(i, j)] = np.stack([w * d[si, sj].ravel() for d in dms])
+        vj_t = {key: np.zeros((n, dtile[key].shape[1])) for key in keys}
+        vk = np.zeros((n, nao, nao))
+        pb = self.aux_batch
+        x = np.empty((pb, nao, nf), dtype=np.float32)
+        tmp = np.empty((pb, nao, nf), dtype=np.float32)
+        kbuf = np.empty((nao, nao), dtype=np.float32)
+        t64 = {key: np.empty((pb, self.tiles[key][0].size)) for key in keys}
+        for p0 in range(0, self.naux, pb):
+            p1 = min(self.naux, p0 + pb)
+            nb = p1 - p0
+            xv = x[:nb]
+            xv.fill(0.0)
+            rho = np.zeros((n, nb))
+            for key in keys:
+                t = self.tiles[key][p0:p1]
+                i, j = key
+                si, sj = self._tile_slices(i, j)
+                tb = t64[key][:nb]
+                np.copyto(tb, t.reshape(nb, -1))
+                rho += dtile[key] @ tb.T
+                bi = si.stop - si.start
+                out = tmp.reshape(-1)[: nb * bi * nf].reshape(nb * bi, nf)
+                xv[:, si] += np.matmul(t.reshape(nb * bi, -1), fac[sj], out=out).reshape(nb, bi, nf)
+                if i != j:
+                    out = tmp[:nb, : sj.stop - sj.start]
+                    xv[:, sj] += np.matmul(np.swapaxes(t, 1, 2), fac[si], out=out)
+            for key in keys:
+                vj_t[key] += rho @ t64[key][:nb]
+            for k in range(n):
+                if bounds[k + 1] == bounds[k]:
+                    continue
+                xk = np.ascontiguousarray(np.swapaxes(xv[:, :, bounds[k] : bounds[k + 1]], 0, 1)).reshape(nao, -1)
+                vk[k] += np.matmul(xk, xk.T, out=kbuf)
+        vj = np.zeros((n, nao, nao))
+        for (i, j), v in vj_t.items():
+            si, sj = self._tile_slices(i, j)
+            blk = v.reshape(n, si.stop - si.start, sj.stop - sj.start)
+            vj[:, si, sj] = blk
+            if i != j:
+                vj[:, sj, si] = np.swapaxes(blk, 1, 2)
+        return vj, vk
 
     def active_eri(self, c_act: np.ndarray) -> np.ndarray:
         """``(uv|wx)`` of the orbitals ``c_act`` (nao, n), (n^2, n^2), accumulated in float64."""
+        if self._cderi is None:
+            self.build()
         nao, n = c_act.shape
-        naux = self.get_naoaux()
-        pa = np.empty((naux, n * n))
-        blksize = max(1, int(50e6 / (8 * nao * nao)))  # ~50 MB of unpacked float64 factors at a time
-        buf = np.empty((blksize, nao, nao), dtype=np.float32)
-        for p0, blk in zip(range(0, naux, blksize), self.loop(blksize)):
-            lfull = self.unpack(blk, buf[: len(blk)]).astype(np.float64)  # (nb, nao, nao)
-            pa[p0 : p0 + len(blk)] = np.einsum("mu,pmn,nv->puv", c_act, lfull, c_act, optimize=True).reshape(len(blk), n * n)
+        pa = np.empty((self.naux, n * n))
+        pb = self.aux_batch
+        for p0 in range(0, self.naux, pb):
+            p1 = min(self.naux, p0 + pb)
+            y = np.zeros((p1 - p0, nao, n))
+            for (i, j), t in self.tiles.items():
+                si, sj = self._tile_slices(i, j)
+                t = t[p0:p1].astype(np.float64)
+                y[:, si] += t @ c_act[sj]
+                if i != j:
+                    y[:, sj] += np.swapaxes(t, 1, 2) @ c_act[si]
+            pa[p0:p1] = np.einsum("mu,pmv->puv", c_act, y).reshape(p1 - p0, n * n)
         return pa.T @ pa
-
-
-def _shrink_columns(a: np.ndarray, ncol: int) -> np.ndarray:
-    """The first ``ncol`` columns of the C-ordered 2-D array ``a`` as a new array that reuses ``a``'s
-    memory (rows moved in place, the buffer then shrunk): no second copy of a multi-GB tensor."""
-    nrow, ncol0 = a.shape
-    flat = a.reshape(-1)
-    for r in range(1, nrow):
-        flat[r * ncol : (r + 1) * ncol] = flat[r * ncol0 : r * ncol0 + ncol]
-    del flat
-    a.resize((nrow * ncol,), refcheck=False)
-    return a.reshape(nrow, ncol)
-
-
-@functools.lru_cache(maxsize=4)
-def _tril_index(nao: int) -> np.ndarray:
-    i, j = np.indices((nao, nao))
-    hi, lo = np.maximum(i, j), np.minimum(i, j)
-    return (hi * (hi + 1) // 2 + lo).ravel()
-
-
-def unpack_tril_float32(blk: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Rows of packed lower-triangular float32 matrices ``blk`` (nb, npair) as full symmetric
-    matrices in ``out`` (nb, nao, nao), float32 (PySCF's ``unpack_tril`` is float64/complex only)."""
-    nao = out.shape[1]
-    np.take(blk, _tril_index(nao), axis=1, out=out.reshape(len(blk), nao * nao))
-    return out
