@@ -346,7 +346,6 @@ class Float32DF:
     PySCF-style: configure, then :meth:`build`; :meth:`jk_of_orbitals` and :meth:`active_eri` use
     it; :meth:`dense` gives the (naux, nao, nao) factors of small test molecules."""
 
-    blockdim = 240
     #: AOs per tile edge (whole shells): fewer, larger GEMMs against the waste of the full diagonal
     #: tiles and the granularity of screening
     tile_aos = 64
