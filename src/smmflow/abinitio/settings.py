@@ -70,8 +70,9 @@ class CasscfSettings:
     max_cycle_macro: int = 40
     #: embedded/full: Dy 1s-3d stay exactly the free-ion orbitals and the ligand-atom inner cores
     #: (1s; 1s2s2p for 3rd-row atoms) the fragment-RHF ones, orthogonalised to Dy's; both are frozen
-    #: in the orbital optimisation and their J/K is computed once (~10 % less CPU per label; KD2/KD8
-    #: within 0.05 % of the unfrozen optimisation on the benchmark set, docs/casscf.md). False: every
+    #: in the orbital optimisation and their J/K is computed once (median 1.04x less CPU per label;
+    #: KD2 within -0.04..+0.14 %, KD8 within 0.05 % of the unfrozen optimisation on the benchmark
+    #: set, docs/casscf.md "Frozen core and pair screening"). False: every
     #: occupied orbital is optimised (the start before session 15, one Loewdin orthogonalisation).
     frozen_core: bool = True
     #: embedded/full (DF): "average" optimises the orbitals as a configuration-average SCF (the
@@ -89,9 +90,9 @@ class CasscfSettings:
     #: configuration-average solver: the DF factors stored in float32 (integrals, metric and solve in
     #: float64; exchange GEMMs in float32), docs/casscf.md "Float32 DF tensor"; false: PySCF's float64
     df_float32: bool = True
-    #: float32 DF tensor: AO pairs whose 3-centre integrals are all below this (magnitude) are neither
-    #: solved nor stored (docs/casscf.md "Pair screening": 1e-10 left KD2/KD8 unchanged to 0.01 cm-1
-    #: and cut ~10 % of a label's CPU); 0: every pair
+    #: float32 DF tensor: AO pairs whose 3-centre integrals are all below this (magnitude) are not
+    #: solved (zero factors; a tile left without pairs is not stored). docs/casscf.md "Pair
+    #: screening": 1e-10 left KD2/KD8 unchanged to 0.01 cm-1 and cut ~10 % of a label's CPU; 0: every pair
     df_pair_threshold: float = 1e-10
     #: embedded/full start: the ligand-shell RHF uses the complex's DF factors restricted to the
     #: ligand AO pairs (one DF tensor per complex instead of two). Measured: KDs unchanged (< 0.01
